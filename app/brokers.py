@@ -1,0 +1,29 @@
+"""Broker URLs: ``paper:STATEFILE`` (in-process paper exchange). ``ws://`` arrives with the
+exchange server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.broker.paper import PaperBroker
+from engine.core.instruments import Instrument
+from engine.paper.faults import profile_from_name
+
+
+class BrokerUrlError(ValueError):
+    pass
+
+
+async def open_broker(
+    url: str, catalog: dict[str, Instrument], *, faults: str = "none", seed: int = 1, auto_tick: bool = True
+) -> PaperBroker:
+    if url.startswith("paper:"):
+        state = Path(url.removeprefix("paper:"))
+        if not state.name:
+            raise BrokerUrlError(f"broker URL {url!r} needs a state file: paper:/path/to/exchange.db")
+        if not state.parent.exists():
+            raise BrokerUrlError(f"directory {state.parent} for the paper exchange state does not exist")
+        return await PaperBroker.open(state, catalog, profile_from_name(faults, seed), seed=seed, auto_tick=auto_tick)
+    if url.startswith("ws://"):
+        raise BrokerUrlError(f"broker URL {url!r}: the websocket exchange client is not part of this build yet")
+    raise BrokerUrlError(f"broker URL {url!r} is not paper:STATEFILE or ws://HOST:PORT")

@@ -1,0 +1,248 @@
+"""The `trading-desk` command line (a public contract; see README)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app import headless
+from app.brokers import BrokerUrlError, open_broker
+from app.errors import UsageError
+from engine.catalog import load_catalog
+from engine.core.events import OrderSnapshot
+from engine.core.groups import GroupSpecError
+from engine.core.instruments import CatalogError, paise_to_str
+from engine.core.model import Role
+from engine.paper.faults import PRESETS
+from engine.runtime import commands
+from engine.runtime.engine import Engine, EngineFailure
+from engine.runtime.recovery import recover
+from engine.runtime.state import Actor, CommandError, RoleError
+from engine.store.journal import Journal
+from engine.store.migrations import JournalError
+from engine.store.report import journal_document
+
+EXPECTED_ERRORS = (
+    UsageError,
+    GroupSpecError,
+    CatalogError,
+    JournalError,
+    BrokerUrlError,
+    RoleError,
+    CommandError,
+    EngineFailure,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trading-desk", description="Execution desk for multi-leg option groups.")
+    sub = p.add_subparsers(dest="command")
+    h = sub.add_parser("headless", help="run the engine with no window")
+    h.add_argument("--db", required=True)
+    h.add_argument("--broker", required=True, help="paper:STATEFILE")
+    h.add_argument("--groups", required=True)
+    h.add_argument("--json", action="store_true", help="print engine events as JSON lines")
+    h.add_argument("--faults", default="none", choices=sorted(PRESETS))
+    h.add_argument("--seed", type=int, default=1)
+    h.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every group to settle")
+    h.add_argument("--max-waves", type=int, default=3)
+    h.add_argument("--order-timeout-ms", type=int, default=5000)
+    h.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL", "EXTRA"])
+    h.add_argument("--role", default="trader", choices=[r.value for r in Role])
+    j = sub.add_parser("journal", help="print the journal")
+    j.add_argument("--db", required=True)
+    j.add_argument("--json", action="store_true")
+    r = sub.add_parser("recover", help="reconcile with the broker; list, approve or abandon orphaned intents")
+    r.add_argument("--db", required=True)
+    r.add_argument("--broker", required=True)
+    act = r.add_mutually_exclusive_group()
+    act.add_argument("--list", action="store_true")
+    act.add_argument("--approve", metavar="ID")
+    act.add_argument("--abandon", metavar="ID")
+    r.add_argument("--role", required=True, choices=[x.value for x in Role])
+    r.add_argument("--json", action="store_true")
+    i = sub.add_parser("instruments", help="list the instrument catalog")
+    i.add_argument("--json", action="store_true")
+    e = sub.add_parser("exchange-report", help="orders and positions as the exchange sees them")
+    e.add_argument("--broker", required=True)
+    e.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "headless-demo"
+    try:
+        return asyncio.run(_dispatch(command, args))
+    except EXPECTED_ERRORS as exc:
+        print(f"trading-desk {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(command: str, args: argparse.Namespace) -> int:
+    if command == "headless":
+        return await headless.run(args, Actor(getpass.getuser(), Role(args.role)))
+    if command == "journal":
+        return await _journal(args)
+    if command == "recover":
+        return await _recover(args)
+    if command == "instruments":
+        return _instruments(args)
+    if command == "exchange-report":
+        return await _exchange_report(args)
+    if command == "headless-demo":
+        from app.demo import run_demo
+
+        return await run_demo()
+    raise UsageError(f"unknown command {command}")
+
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"no {what} at {p}")
+    return p
+
+
+async def _journal(args: argparse.Namespace) -> int:
+    journal = await Journal.open(_existing(args.db, "journal"))
+    try:
+        doc = await journal_document(journal)
+    finally:
+        await journal.close()
+    if args.json:
+        print(json.dumps(doc, indent=1, sort_keys=True))
+        return 0
+    for g in doc["groups"]:
+        print(f"group  {g['group_id']:<24} {g['state']:<16} {g['reason']}")
+    for it in doc["intents"]:
+        print(
+            f"intent {it['client_order_id']:<20} {it['group_id']:<16} {it['role']:<5} {it['side']:<4} "
+            f"{it['qty']:>6} {it['symbol']:<22} {it['status']:<15} filled {it['filled_qty']}"
+        )
+    for e in doc["escalations"]:
+        print(f"escalation {e['escalation_id']} {e['kind']} {e['status']} {e['reason']}")
+    print(f"positions {doc['positions']}  duplicates {doc['duplicate_events']}  rejected {doc['rejected_events']}")
+    return 0
+
+
+async def _recover(args: argparse.Namespace) -> int:
+    actor = Actor(getpass.getuser(), Role(args.role))
+    if (args.approve or args.abandon) and actor.role is not Role.OPERATOR:
+        raise RoleError(f"approving or abandoning an orphaned intent needs the operator role, not {actor.role.value}")
+    catalog = load_catalog()
+    journal = await Journal.open(_existing(args.db, "journal"))
+    try:
+        broker = await open_broker(args.broker, catalog)
+        engine = Engine(journal, broker, catalog)
+        try:
+            async with engine.exclusive():
+                summary = await recover(engine, resume=False)
+            if args.approve:
+                retry = await commands.approve_retry(engine, args.approve, actor)
+                out = {
+                    "approved": args.approve,
+                    "retry_client_order_id": retry.client_order_id,
+                    "status": retry.status.value,
+                }
+            elif args.abandon:
+                row = await commands.abandon(engine, args.abandon, actor)
+                out = {"abandoned": row.client_order_id}
+            else:
+                out = {
+                    "recovery": summary,
+                    "orphaned": [
+                        {
+                            "client_order_id": r.client_order_id,
+                            "intent_id": r.intent_id,
+                            "group_id": r.group_id,
+                            "symbol": r.symbol,
+                            "side": r.side.value,
+                            "qty": r.qty,
+                            "reason": r.reason,
+                        }
+                        for r in engine.waiting_rows()
+                    ],
+                }
+        finally:
+            await engine.stop()
+            await broker.close()
+    finally:
+        await journal.close()
+    print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
+def _instruments(args: argparse.Namespace) -> int:
+    catalog = load_catalog()
+    rows: list[dict[str, Any]] = [
+        {
+            "symbol": i.symbol,
+            "underlying": i.underlying,
+            "lot_size": i.lot_size,
+            "tick_size": paise_to_str(i.tick_paise),
+            "freeze_qty": i.freeze_qty,
+            "max_lots_per_order": i.freeze_qty // i.lot_size,
+            "ref_price": paise_to_str(i.start_price_paise),
+            "depth_lots_per_level": i.depth_lots_per_level,
+            "depth_levels": i.depth_levels,
+        }
+        for i in catalog.values()
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(
+                f"{r['symbol']:<24} lot {r['lot_size']:>4}  tick {r['tick_size']}  freeze {r['freeze_qty']:>5}  "
+                f"depth {r['depth_levels']}x{r['depth_lots_per_level']} lots"
+            )
+    return 0
+
+
+def _order_json(o: OrderSnapshot) -> dict[str, object]:
+    return {
+        "order_id": o.broker_order_id,
+        "client_order_id": o.client_order_id,
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "qty": o.qty,
+        "filled_qty": o.filled_qty,
+        "status": o.status.value,
+        "order_type": o.order_type.value,
+        "reason": o.reason,
+    }
+
+
+async def _exchange_report(args: argparse.Namespace) -> int:
+    if args.broker.startswith("paper:"):
+        _existing(args.broker.removeprefix("paper:"), "paper exchange state file")
+    broker = await open_broker(args.broker, load_catalog(), auto_tick=False)
+    try:
+        orders = [_order_json(o) for o in await broker.orders()]
+        positions = await broker.positions()
+    finally:
+        await broker.close()
+    doc: dict[str, Any] = {"orders": orders, "positions": positions}
+    if args.json:
+        print(json.dumps(doc, indent=1, sort_keys=True))
+    else:
+        for o in doc["orders"]:
+            print(
+                f"{o['order_id']:<10} {o['client_order_id']:<20} {o['side']:<4} {o['qty']:>6} {o['symbol']:<22} "
+                f"{o['status']:<16} filled {o['filled_qty']}"
+            )
+        print(f"positions {doc['positions']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`trading-desk headless`: the engine with no window."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.brokers import open_broker
+from app.errors import UsageError
+from engine.catalog import load_catalog
+from engine.core.groups import GroupSpec, parse_groups
+from engine.core.model import Role
+from engine.runtime.engine import Engine
+from engine.runtime.state import Actor, EngineConfig
+from engine.store.journal import Journal
+
+
+def read_groups(path: Path, catalog: dict[str, Any]) -> list[GroupSpec]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read groups file {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"groups file {path} is not valid JSON: {exc}") from exc
+    return parse_groups(raw, catalog)
+
+
+async def run(args: argparse.Namespace, actor: Actor) -> int:
+    if actor.role is not Role.TRADER:
+        raise UsageError(f"headless launches groups, which needs --role trader (got {actor.role.value})")
+    catalog = load_catalog()
+    specs = read_groups(Path(args.groups), catalog)  # validate everything before writing anything
+    config = EngineConfig(max_waves=args.max_waves, order_timeout_ms=args.order_timeout_ms)
+    journal = await Journal.open(Path(args.db), synchronous=args.synchronous)
+    try:
+        broker = await open_broker(args.broker, catalog, faults=args.faults, seed=args.seed)
+    except BaseException:
+        await journal.close()
+        raise
+    engine = Engine(journal, broker, catalog, config)
+    if args.json:
+        engine.subscribe(lambda m: print(json.dumps(m, sort_keys=True), flush=True))
+    try:
+        await engine.start()
+        existing = await journal.group_ids()
+        launched = 0
+        for spec in specs:
+            if spec.group_id not in existing:
+                await engine.launch(spec, actor)
+                launched += 1
+        settled = await engine.wait_settled(args.timeout)
+        summary = _summary(engine, launched, len(specs) - launched, broker.stats(), settled)
+    finally:
+        await engine.stop()
+        await broker.close()
+        await journal.close()
+    if args.json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    else:
+        for group in summary["groups"]:
+            print(f"{group['group_id']:<24} {group['state']:<16} {group['reason']}")
+        print(
+            f"launched {launched}, already known {summary['skipped']}, duplicates absorbed "
+            f"{summary['duplicates_absorbed']}, rejected events {summary['rejected_events']}"
+        )
+    if not settled:
+        print(f"error: not settled after {args.timeout}s: {', '.join(summary['unsettled'])}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _summary(engine: Engine, launched: int, skipped: int, faults: dict[str, int], settled: bool) -> dict[str, Any]:
+    groups = [
+        {"group_id": g, "state": rt.state.value, "reason": rt.reason, "waiting_on_person": rt.waiting_on_person}
+        for g, rt in sorted(engine.book.groups.items())
+    ]
+    return {
+        "type": "summary",
+        "settled": settled,
+        "launched": launched,
+        "skipped": skipped,
+        "groups": groups,
+        "unsettled": engine.unsettled_groups(),
+        "events": engine.stats["events"],
+        "duplicates_absorbed": engine.stats["duplicates"],
+        "rejected_events": engine.stats["rejected"],
+        "exchange_faults": faults,
+    }

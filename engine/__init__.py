@@ -1,0 +1,1 @@
+"""Trading Desk safeguard engine. No Qt import anywhere below this package."""

@@ -1,0 +1,266 @@
+"""In-process adapter to the paper exchange: the Broker port over ExchangeCore, with faults.
+
+Every change to the exchange is committed to its own state file *before* the caller hears of it,
+so the exchange outlives a restart of the engine (reopen the same file). Events then pass through
+the seeded fault scheduler (duplicates, delays, reordering) to whoever iterates ``events()``.
+Events published while nobody is subscribed are dropped, as a real feed does between sessions: the
+engine reconciles through ``find()``/``order()`` when it (re)starts. The append-only log in the state
+file still holds every event for reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+
+from engine.core.events import (
+    Ambiguous,
+    BrokerEvent,
+    CancelAck,
+    OrderRequest,
+    OrderSnapshot,
+    PlaceAck,
+    Rejected,
+    event_to_dict,
+)
+from engine.core.instruments import Instrument
+from engine.paper.exchange import ExchangeCore, UnknownOrder
+from engine.paper.faults import PRESETS, DeliveryPlan, FaultProfile
+from engine.paper.state import PaperStateStore, open_state
+
+__all__ = ["PaperBroker", "UnknownOrder"]
+
+log = logging.getLogger(__name__)
+
+# Steps that produce no event still move prices; saving those only every so often keeps the
+# fsync rate sane. Losing a few price steps in a crash is harmless; events are always saved.
+_QUIET_STEPS_PER_SAVE = 20
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PaperBroker:
+    """The Broker port implemented in-process. Create it with ``await PaperBroker.open(...)``."""
+
+    def __init__(
+        self,
+        core: ExchangeCore,
+        store: PaperStateStore,
+        faults: FaultProfile,
+        exchange_clock: Callable[[], int],
+        tick_interval_ms: int,
+    ) -> None:
+        self.core = core
+        self.faults = faults
+        self._store = store
+        self._clock = exchange_clock
+        self._tick_interval_ms = tick_interval_ms
+        self._plan: DeliveryPlan[BrokerEvent] = DeliveryPlan(faults)
+        self._lock = asyncio.Lock()  # one core mutation + its commit at a time
+        self._subscribers: list[asyncio.Queue[BrokerEvent | None]] = []  # None: end of stream
+        self._wake = asyncio.Event()
+        self._quiet_steps = 0
+        self._closed = False
+        self._delivery = asyncio.create_task(self._deliver_forever(), name="paper-delivery")
+        self._ticker: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        state_path: Path,
+        catalog: Mapping[str, Instrument],
+        faults: FaultProfile = PRESETS["none"],
+        *,
+        seed: int = 1,
+        exchange_clock: Callable[[], int] | None = None,
+        tick_interval_ms: int = 50,
+        cancel_latency_steps: int = 0,
+        auto_tick: bool = True,
+    ) -> PaperBroker:
+        """Open the exchange on ``state_path``, resuming its saved state if there is one.
+
+        ``seed`` only seeds a fresh exchange; a resumed one continues its saved random streams.
+        ``exchange_clock`` defaults to wall-clock ms plus ``faults.clock_skew_ms``: the simulated
+        venue's own clock, which the engine only ever sees through event timestamps.
+        """
+        store = await open_state(state_path)
+        try:
+            saved = await store.load()
+            core = ExchangeCore(catalog, seed) if saved is None else ExchangeCore.from_state(catalog, saved)
+        except BaseException:
+            await store.close()
+            raise
+        core.cancel_latency_steps = cancel_latency_steps
+        skew = faults.clock_skew_ms
+        clock = exchange_clock or (lambda: _wall_clock_ms() + skew)
+        broker = cls(core, store, faults, clock, tick_interval_ms)
+        if auto_tick:
+            broker._ticker = asyncio.create_task(broker._tick_forever(), name="paper-ticker")
+        return broker
+
+    # --- the Broker port ------------------------------------------------------------------------
+
+    async def place(self, order: OrderRequest) -> PlaceAck:
+        """Raises Rejected (definite; recorded at the exchange) or Ambiguous (the order is live)."""
+        async with self._lock:
+            self._check_open()
+            now = self._clock()
+            outcome: PlaceAck | Rejected
+            if self._plan.should_reject():
+                outcome, events = self.core.reject(order, "rejected by broker risk check (injected)", now)
+            else:
+                outcome, events = self.core.place(order, now)
+            try:
+                await self._commit(events)
+            except Exception as exc:
+                # The order is in the book in memory but not on disk: its fate is unknown.
+                raise Ambiguous(f"paper exchange could not persist the order: {exc}") from exc
+        self._publish(events)
+        if isinstance(outcome, Rejected):
+            raise outcome
+        if self._plan.should_lose_ack():
+            raise Ambiguous("ack lost after acceptance")
+        return outcome
+
+    async def cancel(self, broker_order_id: str) -> CancelAck:
+        """Raises UnknownOrder (a KeyError) when the exchange never issued ``broker_order_id``."""
+        async with self._lock:
+            self._check_open()
+            ack, events = self.core.cancel(broker_order_id, self._clock())
+            if events:
+                await self._commit(events)
+        self._publish(events)
+        return ack
+
+    async def order(self, broker_order_id: str) -> OrderSnapshot:
+        """Raises UnknownOrder (a KeyError) when the exchange never issued ``broker_order_id``."""
+        return self.core.order(broker_order_id)
+
+    async def find(self, client_order_id: str) -> OrderSnapshot | None:
+        return self.core.find(client_order_id)
+
+    async def orders(self) -> list[OrderSnapshot]:
+        return self.core.orders()
+
+    async def positions(self) -> dict[str, int]:
+        """Net signed qty per symbol at the exchange (for the exchange report; not in the port)."""
+        return self.core.positions()
+
+    async def server_time_ms(self) -> int:
+        return self._clock()
+
+    def events(self) -> AsyncIterator[BrokerEvent]:
+        """Events delivered from this call on, until close(). Each call is an independent subscriber.
+
+        The subscription starts here, not at the first ``__anext__``, so an engine can subscribe,
+        then reconcile through ``find()``, without missing what happens in between.
+        """
+        queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[BrokerEvent | None]) -> AsyncIterator[BrokerEvent]:
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            # Runs when the consumer is cancelled or closes the iterator: stop feeding its queue.
+            if queue in self._subscribers:
+                self._subscribers.remove(queue)
+
+    async def close(self) -> None:
+        """Stop ticking and delivering, save the final state, close the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        # Under the lock: the ticker is never cut off mid-commit, and a place() queued behind us
+        # finds the broker closed instead of writing to a closed file.
+        async with self._lock:
+            tasks = [t for t in (self._ticker, self._delivery) if t is not None]
+            for task in tasks:
+                task.cancel()
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.error("paper exchange task had failed: %r", result)
+            try:
+                await self._store.save(self.core.to_state(), [])
+            finally:
+                await self._store.close()
+                for queue in self._subscribers:
+                    queue.put_nowait(None)
+
+    # --- test and operator hooks ----------------------------------------------------------------
+
+    async def step(self) -> list[BrokerEvent]:
+        """Advance the exchange one step now (the ticker calls this; tests call it directly)."""
+        async with self._lock:
+            self._check_open()
+            events = self.core.step(self._clock())
+            self._quiet_steps = 0 if events else self._quiet_steps + 1
+            if events or self._quiet_steps >= _QUIET_STEPS_PER_SAVE:
+                self._quiet_steps = 0
+                await self._commit(events)
+        self._publish(events)
+        return events
+
+    def stats(self) -> dict[str, int]:
+        s = self._plan.stats
+        return {
+            "duplicates": s.duplicates_injected,
+            "reordered": s.reordered,
+            "delayed": s.delayed,
+            "acks_lost": s.acks_lost,
+            "rejects": s.rejects_injected,
+        }
+
+    def pending_deliveries(self) -> int:
+        """Copies still held by the fault scheduler (delayed or buffered for reordering)."""
+        return self._plan.pending()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the paper broker is closed")
+
+    async def _commit(self, events: list[BrokerEvent]) -> None:
+        await self._store.save(self.core.to_state(), [event_to_dict(e) for e in events])
+
+    def _publish(self, events: list[BrokerEvent]) -> None:
+        if not events:
+            return
+        now = self._local_ms()
+        for event in events:
+            self._plan.offer(event, now)
+        self._wake.set()
+
+    def _local_ms(self) -> int:
+        return int(asyncio.get_running_loop().time() * 1000)
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            self._wake.clear()
+            for event in self._plan.due(self._local_ms()):
+                for queue in self._subscribers:
+                    queue.put_nowait(event)
+            next_due = self._plan.next_due_ms()
+            timeout = None if next_due is None else max(0, next_due - self._local_ms()) / 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_interval_ms / 1000)
+            if self._closed:
+                return
+            try:
+                await self.step()
+            except Exception:
+                log.exception("paper exchange tick failed; the ticker stops")
+                raise

@@ -1,0 +1,178 @@
+"""Broker events and the values exchanged over the Broker port. All frozen; all integers.
+
+Prices are integer paise (1/100 rupee); timestamps are exchange milliseconds (``ts_exchange_ms``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from engine.core.model import BROKER_REPORTED_STATUSES, OrderStatus, OrderType, Side
+
+_E = TypeVar("_E", Side, OrderStatus)
+
+
+class BrokerEventError(ValueError):
+    """A broker message is malformed. The message names the field at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    order_type: OrderType = OrderType.MARKET
+    limit_price_paise: int | None = None
+    trigger_price_paise: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceAck:
+    broker_order_id: str
+    client_order_id: str
+    ts_exchange_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAck:
+    broker_order_id: str
+    status: OrderStatus  # PENDING_CANCEL, CANCELLED, or the terminal state that won the race
+    ts_exchange_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillReport:
+    """One execution. ``trade_id`` is unique per fill at the exchange: it is the dedupe key."""
+
+    trade_id: str
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    price_paise: int
+    ts_exchange_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """A status report. Carries the *cumulative* filled qty, never a per-fill qty."""
+
+    broker_order_id: str
+    client_order_id: str
+    status: OrderStatus
+    filled_qty: int
+    ts_exchange_ms: int
+    reason: str = ""
+
+
+BrokerEvent = OrderUpdate | FillReport
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSnapshot:
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: int
+    order_type: OrderType
+    status: OrderStatus
+    filled_qty: int
+    ts_exchange_ms: int
+    fills: tuple[FillReport, ...] = ()
+    reason: str = ""
+    limit_price_paise: int | None = None
+    trigger_price_paise: int | None = None
+
+
+class Rejected(Exception):
+    """The broker definitely refused the order; it is not live."""
+
+
+class Ambiguous(Exception):
+    """The outcome is unknown (timeout, disconnect, lost ack). The order may be live."""
+
+
+# --- wire form ---------------------------------------------------------------------------------
+
+
+def event_to_dict(event: BrokerEvent) -> dict[str, Any]:
+    if isinstance(event, FillReport):
+        return {
+            "type": "fill",
+            "trade_id": event.trade_id,
+            "broker_order_id": event.broker_order_id,
+            "client_order_id": event.client_order_id,
+            "symbol": event.symbol,
+            "side": event.side.value,
+            "qty": event.qty,
+            "price_paise": event.price_paise,
+            "ts_exchange_ms": event.ts_exchange_ms,
+        }
+    return {
+        "type": "order",
+        "broker_order_id": event.broker_order_id,
+        "client_order_id": event.client_order_id,
+        "status": event.status.value,
+        "filled_qty": event.filled_qty,
+        "ts_exchange_ms": event.ts_exchange_ms,
+        "reason": event.reason,
+    }
+
+
+def event_from_dict(raw: Any) -> BrokerEvent:
+    """Validate and decode one broker message. Raises BrokerEventError naming the bad field."""
+    if not isinstance(raw, Mapping):
+        raise BrokerEventError("event must be a JSON object")
+    kind = raw.get("type")
+    if kind == "fill":
+        qty = _int(raw, "qty", minimum=1)
+        return FillReport(
+            trade_id=_str(raw, "trade_id"),
+            broker_order_id=_str(raw, "broker_order_id"),
+            client_order_id=_str(raw, "client_order_id", allow_empty=True),
+            symbol=_str(raw, "symbol"),
+            side=_enum(raw, "side", Side),
+            qty=qty,
+            price_paise=_int(raw, "price_paise", minimum=0),
+            ts_exchange_ms=_int(raw, "ts_exchange_ms", minimum=0),
+        )
+    if kind == "order":
+        status = _enum(raw, "status", OrderStatus)
+        if status not in BROKER_REPORTED_STATUSES:
+            raise BrokerEventError(f"status {status.value} is not a broker-reported status")
+        return OrderUpdate(
+            broker_order_id=_str(raw, "broker_order_id"),
+            client_order_id=_str(raw, "client_order_id", allow_empty=True),
+            status=status,
+            filled_qty=_int(raw, "filled_qty", minimum=0),
+            ts_exchange_ms=_int(raw, "ts_exchange_ms", minimum=0),
+            reason=str(raw.get("reason") or ""),
+        )
+    raise BrokerEventError(f"unknown event type {kind!r}")
+
+
+def _str(raw: Mapping[str, Any], key: str, *, allow_empty: bool = False) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise BrokerEventError(f"field {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _int(raw: Mapping[str, Any], key: str, *, minimum: int) -> int:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BrokerEventError(f"field {key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _enum(raw: Mapping[str, Any], key: str, enum: type[_E]) -> _E:
+    value = raw.get(key)
+    try:
+        return enum(str(value))
+    except ValueError as exc:
+        raise BrokerEventError(f"field {key!r} has unknown value {value!r}") from exc

@@ -1,0 +1,175 @@
+"""Group lifecycle: derived from the group's orders, never set by a broker event, and only forward.
+
+``decide`` is the whole plan for a group: given its spec and its orders it returns the lifecycle
+state and, when it is time, the next wave of orders to journal and send. The hedge leg goes first;
+the risk leg is sold only against hedge quantity that the broker has confirmed filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from engine.core.groups import GroupSpec, LegSpec
+from engine.core.model import (
+    TERMINAL_GROUP_STATES,
+    GroupState,
+    IntentStatus,
+    LegRole,
+    OrderStatus,
+)
+from engine.core.order_fsm import is_working
+
+G = GroupState
+
+# The forward path. Exits (REJECTED, FAILED, CANCELLED) are reachable from any non-terminal state.
+PATH: tuple[GroupState, ...] = (
+    G.CREATED,
+    G.VALIDATED,
+    G.HEDGE_SUBMITTED,
+    G.HEDGE_PARTIAL,
+    G.HEDGE_FILLED,
+    G.RISK_SUBMITTED,
+    G.RISK_PARTIAL,
+    G.RISK_FILLED,
+    G.HEDGED,
+    G.COMPLETED,
+)
+_RANK = {state: i for i, state in enumerate(PATH)}
+EXITS = frozenset({G.REJECTED, G.FAILED, G.CANCELLED})
+
+
+def group_transition_problem(current: GroupState, new: GroupState) -> str:
+    """Why ``current -> new`` is not allowed, or '' when it is (staying put is allowed)."""
+    if new == current:
+        return ""
+    if current in TERMINAL_GROUP_STATES:
+        return f"group is {current.value}: terminal states absorb"
+    if new is G.REJECTED and current not in (G.CREATED, G.VALIDATED):
+        return "REJECTED is only possible before any order was sent"
+    if new in EXITS:
+        return ""
+    if _RANK[new] < _RANK[current]:
+        return f"group state would move backward from {current.value} to {new.value}"
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    client_order_id: str
+    role: LegRole
+    wave: int
+    qty: int
+    filled_qty: int
+    fills_qty: int
+    status: OrderStatus
+    intent_status: IntentStatus
+
+
+@dataclass(frozen=True, slots=True)
+class LegProgress:
+    target_qty: int
+    filled_qty: int
+    working: bool  # some order may still fill, or its outcome is not yet known
+    waves: int
+    orphaned: bool  # an operator must decide on an intent of this leg
+    abandoned: bool
+
+    def done(self, target_qty: int, max_waves: int) -> bool:
+        if self.working or self.orphaned:
+            return False
+        return self.filled_qty >= target_qty or self.waves >= max_waves or self.abandoned
+
+
+def leg_progress(leg: LegSpec, orders: Iterable[OrderView]) -> LegProgress:
+    filled = waves = 0
+    working = orphaned = abandoned = False
+    for o in orders:
+        if o.role is not leg.role:
+            continue
+        waves = max(waves, o.wave)
+        status = o.intent_status
+        if status is IntentStatus.ORPHANED:
+            orphaned = True
+        elif status is IntentStatus.ABANDONED:
+            abandoned = True
+        elif status is IntentStatus.RETRY_APPROVED:
+            continue  # superseded by its new attempt, which is its own row
+        elif is_working(o.status):
+            working = True
+        filled += o.filled_qty
+    return LegProgress(leg.qty, filled, working, waves, orphaned, abandoned)
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    role: LegRole
+    wave: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    state: GroupState
+    reason: str = ""
+    place: Wave | None = None
+    waiting_on_person: bool = False
+
+
+def risk_allowed_qty(spec: GroupSpec, hedge_filled_qty: int) -> int:
+    """Risk qty that the confirmed hedge fill covers, rounded down to whole risk lots."""
+    covered = hedge_filled_qty * spec.risk.qty // spec.hedge.qty
+    return min(spec.risk.qty, covered - covered % spec.risk.lot_size)
+
+
+def decide(spec: GroupSpec, current: GroupState, orders: list[OrderView], max_waves: int) -> Decision:
+    if current in TERMINAL_GROUP_STATES or current is G.HEDGED:
+        return Decision(current)
+    hedge = leg_progress(spec.hedge, orders)
+    risk = leg_progress(spec.risk, orders)
+    person = hedge.orphaned or risk.orphaned
+    if not hedge.done(spec.hedge.qty, max_waves):
+        return _leg_phase(spec.hedge, hedge, spec.hedge.qty, G.HEDGE_SUBMITTED, G.HEDGE_PARTIAL, person)
+    if hedge.filled_qty == 0:
+        return Decision(G.FAILED, f"hedge leg got no fill in {hedge.waves} wave(s); nothing was sold")
+    allowed = risk_allowed_qty(spec, hedge.filled_qty)
+    if allowed == 0:
+        return Decision(G.FAILED, f"hedge fill {hedge.filled_qty} covers less than one risk lot; hedge long left open")
+    if risk.waves == 0:
+        return Decision(G.HEDGE_FILLED, place=Wave(spec.risk.role, 1, allowed))
+    if not risk.done(allowed, max_waves):
+        return _leg_phase(spec.risk, risk, allowed, G.RISK_SUBMITTED, G.RISK_PARTIAL, person)
+    if risk.filled_qty == 0:
+        return Decision(
+            G.FAILED, f"risk leg got no fill in {risk.waves} wave(s); hedge long {hedge.filled_qty} left open"
+        )
+    if any(o.fills_qty < o.filled_qty for o in orders):
+        return Decision(G.RISK_FILLED, "waiting for fill reports to match reported quantities")
+    shortfalls = []
+    if hedge.filled_qty < spec.hedge.qty:
+        shortfalls.append(f"hedge filled {hedge.filled_qty} of {spec.hedge.qty}")
+    if risk.filled_qty < spec.risk.qty:
+        shortfalls.append(f"risk filled {risk.filled_qty} of {spec.risk.qty}")
+    note = "; ".join(shortfalls)
+    return Decision(G.HEDGED, note)
+
+
+def _leg_phase(
+    leg: LegSpec,
+    progress: LegProgress,
+    target_qty: int,
+    submitted: GroupState,
+    partial: GroupState,
+    waiting_on_person: bool,
+) -> Decision:
+    state = partial if progress.filled_qty > 0 else submitted
+    if progress.waves == 0 and leg.role is LegRole.HEDGE:
+        return Decision(G.VALIDATED, place=Wave(leg.role, 1, target_qty))
+    if progress.working or waiting_on_person:
+        why = "waiting on an operator for an orphaned intent" if waiting_on_person else ""
+        return Decision(state, why, waiting_on_person=waiting_on_person)
+    remainder = target_qty - progress.filled_qty
+    remainder -= remainder % leg.lot_size
+    if remainder <= 0:
+        return Decision(state, "remainder is below one lot")
+    return Decision(state, place=Wave(leg.role, progress.waves + 1, remainder))

@@ -1,0 +1,1 @@
+"""asyncio orchestration: feeds broker events into the core, persists effects, performs commands."""

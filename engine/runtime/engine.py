@@ -1,0 +1,369 @@
+"""The engine: one asyncio task owns every decision; I/O happens at its edges.
+
+Every mutation of the book happens under ``self._lock``: the main loop (event batches and timer
+ticks) and person-given commands take turns, so no decision sees half-applied state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from engine.broker.port import Broker
+from engine.core import order_fsm
+from engine.core.clock import BrokerClock
+from engine.core.events import Ambiguous, BrokerEvent, OrderRequest, Rejected
+from engine.core.groups import GroupSpec
+from engine.core.instruments import Instrument
+from engine.core.lifecycle import Wave, decide, group_transition_problem
+from engine.core.model import GroupState, IntentStatus, OrderStatus, OrderType, Role
+from engine.core.slicing import slice_qty
+from engine.runtime.ingest import Ingestor
+from engine.runtime.state import (
+    Actor,
+    Book,
+    CommandError,
+    EngineConfig,
+    GroupRuntime,
+    Listener,
+    RoleError,
+    new_client_order_id,
+)
+from engine.store.journal import Journal
+from engine.store.rows import IntentRow
+
+log = logging.getLogger(__name__)
+
+CrashHook = Callable[[str], None]
+
+
+def _no_crash(point: str) -> None:
+    return None
+
+
+class EngineFailure(RuntimeError):
+    """The engine stopped because of an error; the journal holds everything committed before it."""
+
+
+class Engine:
+    def __init__(
+        self,
+        journal: Journal,
+        broker: Broker,
+        catalog: dict[str, Instrument],
+        config: EngineConfig | None = None,
+        *,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        id_factory: Callable[[], str] = new_client_order_id,
+        crash_hook: CrashHook = _no_crash,
+    ) -> None:
+        self.journal = journal
+        self.broker = broker
+        self.catalog = catalog
+        self.config = config or EngineConfig()
+        self.now_ns = monotonic_ns
+        self.wall_ms = wall_ms  # audit display only; never used in a decision
+        self.new_id = id_factory
+        self.crash = crash_hook
+        self.book = Book()
+        self.clock = BrokerClock()
+        self.ingestor = Ingestor(journal, self.book, self.clock)
+        self._lock = asyncio.Lock()
+        self._inbox: asyncio.Queue[BrokerEvent] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[Listener] = []
+        self._settled = asyncio.Event()
+        self.failure: BaseException | None = None
+        self.stats = {"events": 0, "duplicates": 0, "rejected": 0, "batches": 0}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, message: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(message)
+            except Exception:  # a broken view must never stop trading
+                log.exception("listener failed on %s", message.get("type"))
+
+    async def start(self) -> None:
+        """Recover (the same path for a clean start and after a crash), then run."""
+        from engine.runtime.recovery import recover
+
+        self._tasks.append(asyncio.create_task(self._pump_events(), name="engine-events"))
+        async with self._lock:
+            await recover(self)
+        self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def wait_settled(self, timeout_s: float) -> bool:
+        """Wait until every group is HEDGED, terminal or waiting on a person; False on timeout."""
+        try:
+            await asyncio.wait_for(self._settled.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        if self.failure:
+            raise EngineFailure(str(self.failure)) from self.failure
+        return True
+
+    async def _pump_events(self) -> None:
+        backoff_s = 0.05
+        while True:
+            try:
+                async for event in self.broker.events():
+                    self._inbox.put_nowait(event)
+                    backoff_s = 0.05
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken feed is re-subscribed; the journal reconciles gaps
+                self.emit({"type": "feed_error", "error": str(exc)})
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 2.0)
+
+    async def _main_loop(self) -> None:
+        tick_s = self.config.tick_interval_ms / 1000
+        try:
+            while True:
+                batch: list[BrokerEvent] = []
+                with contextlib.suppress(TimeoutError):
+                    batch.append(await asyncio.wait_for(self._inbox.get(), tick_s))
+                while batch and len(batch) < self.config.batch_max and not self._inbox.empty():
+                    batch.append(self._inbox.get_nowait())
+                async with self._lock:
+                    if batch:
+                        await self.ingest(batch)
+                    from engine.runtime.recovery import on_tick
+
+                    await on_tick(self)
+                    self._update_settled()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # crash-only: stop deciding, keep what is committed
+            self.failure = exc
+            log.exception("engine stopped")
+            self.emit({"type": "engine_failure", "error": repr(exc)})
+            self._settled.set()
+
+    def _update_settled(self) -> None:
+        if self.book.settled():
+            self._settled.set()
+        else:
+            self._settled.clear()
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def ingest(self, batch: list[BrokerEvent]) -> None:
+        """Apply a batch of events (one transaction), then move the groups they touched."""
+        result = await self.ingestor.apply_batch(batch, self.now_ns())
+        self.stats["events"] += len(batch)
+        self.stats["duplicates"] += result.duplicates
+        self.stats["rejected"] += result.rejected
+        self.stats["batches"] += 1
+        for note in result.notes:
+            self.emit(note)
+        if result.duplicates:
+            self.emit({"type": "duplicates_absorbed", "count": result.duplicates})
+        for group_id in sorted(result.touched_groups):
+            await self.advance_group(group_id)
+
+    # --- groups -----------------------------------------------------------------------------
+
+    async def launch(self, spec: GroupSpec, actor: Actor) -> GroupState:
+        async with self._lock:
+            if actor.role is not Role.TRADER:
+                await self.audit(actor, "launch", spec.group_id, {}, "REFUSED")
+                raise RoleError(f"launching a group needs the trader role; {actor.os_user} has role {actor.role}")
+            if spec.group_id in self.book.groups or spec.group_id in await self.journal.group_ids():
+                raise CommandError(f"group {spec.group_id} already exists; a group is launched once")
+            now = self.now_ns()
+            async with self.journal.transaction():
+                await self.journal.insert_group(spec, GroupState.CREATED, "", now)
+                await self.audit_in_tx(actor, "launch", spec.group_id, spec.to_json(), "OK")
+            self.book.groups[spec.group_id] = GroupRuntime(spec, GroupState.CREATED)
+            self.emit({"type": "group_launched", "group_id": spec.group_id})
+            await self.advance_group(spec.group_id)
+            self._update_settled()
+            return self.book.groups[spec.group_id].state
+
+    async def advance_group(self, group_id: str) -> None:
+        group = self.book.groups.get(group_id)
+        if group is None:
+            return
+        for _ in range(100):  # each pass either settles or sends one wave; bounded by max_waves
+            rows = self.book.of_group(group_id)
+            decision = decide(group.spec, group.state, [r.view() for r in rows], self.config.max_waves)
+            group.waiting_on_person = decision.waiting_on_person
+            await self._set_group_state(group, decision.state, decision.reason)
+            if decision.place is None:
+                return
+            await self._send_wave(group, decision.place)
+        raise EngineFailure(f"group {group_id} did not settle after 100 planning passes")
+
+    async def _set_group_state(self, group: GroupRuntime, state: GroupState, reason: str) -> None:
+        if state == group.state and reason == group.reason:
+            return
+        problem = group_transition_problem(group.state, state)
+        now = self.now_ns()
+        async with self.journal.transaction():
+            if problem:
+                await self.journal.record_rejected(
+                    None, None, {"group_id": group.spec.group_id, "derived": state.value}, problem, None, now
+                )
+                return
+            await self.journal.set_group_state(group.spec.group_id, state, reason, now)
+            if state != group.state:
+                await self.journal.record_transition(
+                    "GROUP",
+                    group.spec.group_id,
+                    group.state.value,
+                    state.value,
+                    filled_qty=None,
+                    cause=reason,
+                    ts_exchange_ms=None,
+                    now_ns=now,
+                )
+        previous, group.state, group.reason = group.state, state, reason
+        if previous != state:
+            self.emit(
+                {
+                    "type": "group_state",
+                    "group_id": group.spec.group_id,
+                    "from": previous.value,
+                    "state": state.value,
+                    "reason": reason,
+                }
+            )
+
+    # --- the place path: intent before action ------------------------------------------------
+
+    async def _send_wave(self, group: GroupRuntime, wave: Wave) -> None:
+        leg = group.spec.hedge if wave.role is group.spec.hedge.role else group.spec.risk
+        for qty in slice_qty(wave.qty, leg.lot_size, leg.freeze_qty):
+            coid = self.new_id()
+            now = self.now_ns()
+            row = IntentRow(
+                client_order_id=coid,
+                intent_id=coid,
+                attempt=1,
+                group_id=group.spec.group_id,
+                role=leg.role,
+                wave=wave.wave,
+                symbol=leg.symbol,
+                side=leg.side,
+                qty=qty,
+                order_type=OrderType.LIMIT if leg.limit_price_paise else OrderType.MARKET,
+                limit_price_paise=leg.limit_price_paise,
+                ts_created_local_ns=now,
+                ts_updated_local_ns=now,
+            )
+            await self.journal_and_send(row)
+
+    async def journal_and_send(self, row: IntentRow) -> None:
+        """Commit the intent (synchronous=FULL), then call the broker. Never the other way round."""
+        async with self.journal.transaction():
+            await self.journal.insert_intent(row)
+            self.crash("before_intent_commit")
+        self.crash("after_intent_commit")
+        self.book.add(row)
+        self.emit(
+            {
+                "type": "intent",
+                "client_order_id": row.client_order_id,
+                "group_id": row.group_id,
+                "role": row.role.value,
+                "symbol": row.symbol,
+                "side": row.side.value,
+                "qty": row.qty,
+                "attempt": row.attempt,
+            }
+        )
+        row.order_status = order_fsm.apply(row.order_state, order_fsm.Trigger.SEND).state.status
+        request = OrderRequest(
+            row.client_order_id, row.symbol, row.side, row.qty, row.order_type, row.limit_price_paise
+        )
+        try:
+            ack = await self.broker.place(request)
+        except Rejected as exc:
+            await self._close_unsent(row, order_fsm.Trigger.REJECTED, f"broker rejected: {exc}")
+            return
+        except Ambiguous as exc:
+            row.last_query_local_ns = self.now_ns()
+            await self._close_unsent(row, order_fsm.Trigger.AMBIGUOUS, f"outcome unknown: {exc}")
+            return
+        self.crash("after_broker_accept")
+        now = self.now_ns()
+        self.clock.observe(ack.ts_exchange_ms, now)
+        row.broker_order_id = ack.broker_order_id
+        row.ts_ack_exchange_ms = ack.ts_exchange_ms
+        self.book.add(row)
+        outcome = order_fsm.apply(row.order_state, order_fsm.Trigger.ACK)
+        async with self.journal.transaction():
+            await self.ingestor.set_order_state(
+                row, outcome.state, cause="ack", ts_exchange_ms=ack.ts_exchange_ms, now_ns=now
+            )
+        self.crash("after_ack_recorded")
+
+    async def _close_unsent(self, row: IntentRow, trigger: order_fsm.Trigger, reason: str) -> None:
+        outcome = order_fsm.apply(row.order_state, trigger)
+        row.reason = reason
+        async with self.journal.transaction():
+            await self.ingestor.set_order_state(
+                row, outcome.state, cause=reason, ts_exchange_ms=None, now_ns=self.now_ns()
+            )
+        self.emit(
+            {
+                "type": "order_outcome",
+                "client_order_id": row.client_order_id,
+                "status": row.order_status.value,
+                "reason": reason,
+            }
+        )
+
+    # --- commands and audit -----------------------------------------------------------------
+
+    async def audit(self, actor: Actor, command: str, target: str, detail: dict[str, Any], outcome: str) -> None:
+        async with self.journal.transaction():
+            await self.audit_in_tx(actor, command, target, detail, outcome)
+
+    async def audit_in_tx(self, actor: Actor, command: str, target: str, detail: dict[str, Any], outcome: str) -> None:
+        await self.journal.insert_audit(
+            now_ns=self.now_ns(),
+            wall_ms=self.wall_ms(),
+            os_user=actor.os_user,
+            role=actor.role.value,
+            command=command,
+            target=target,
+            detail=detail,
+            outcome=outcome,
+        )
+
+    def exclusive(self) -> asyncio.Lock:
+        """The lock that serialises every decision; commands from outside take it."""
+        return self._lock
+
+    def require(self, actor: Actor, role: Role, command: str) -> None:
+        if actor.role is not role:
+            raise RoleError(f"{command} needs the {role.value} role; {actor.os_user} has role {actor.role.value}")
+
+    def waiting_rows(self) -> list[IntentRow]:
+        return [r for r in self.book.intents.values() if r.status is IntentStatus.ORPHANED]
+
+    def unsettled_groups(self) -> list[str]:
+        return sorted(g for g, rt in self.book.groups.items() if not rt.settled)
+
+    def orders_in(self, *statuses: OrderStatus) -> list[IntentRow]:
+        return [r for r in self.book.intents.values() if r.order_status in statuses]

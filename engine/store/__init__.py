@@ -1,0 +1,1 @@
+"""aiosqlite persistence: the journal, its migrations, one writer connection."""

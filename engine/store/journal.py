@@ -1,0 +1,260 @@
+"""The journal: one aiosqlite writer connection in WAL mode, explicit transactions.
+
+Guarantees:
+- ``transaction()`` is all-or-nothing: a dedupe key and its event's effect commit together.
+- With ``synchronous='FULL'`` (the default) a committed intent survives power loss before the
+  broker call that follows it. ``NORMAL`` is faster and survives an application crash but not an
+  OS crash or power cut in WAL mode; the choice is a setting, documented in README.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.core.events import FillReport
+from engine.core.groups import GroupSpec
+from engine.core.model import GroupState
+from engine.store.migrations import MIGRATIONS_DIR, JournalError, migrate
+from engine.store.rows import INTENT_COLUMNS, IntentRow, intent_from_db, intent_values
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+
+class Journal:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self.schema_version = 0
+        self._depth = 0
+
+    @classmethod
+    async def open(cls, path: Path, *, synchronous: str = "FULL", migrations_dir: Path = MIGRATIONS_DIR) -> Journal:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise JournalError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}")
+        if path.parent and not path.parent.exists():
+            raise JournalError(f"directory {path.parent} for journal {path} does not exist")
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        journal = cls(conn, path)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute(f"PRAGMA synchronous={synchronous}")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            journal.schema_version = await migrate(conn, str(path), migrations_dir)
+        except sqlite3.DatabaseError as exc:
+            await conn.close()
+            raise JournalError(f"{path} is not a Trading Desk journal or is corrupt: {exc}") from exc
+        except BaseException:
+            await conn.close()
+            raise
+        return journal
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def abort(self) -> None:
+        """Drop the connection without committing (crash simulation): SQLite rolls back."""
+        await self._conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if self._depth:
+            raise JournalError("nested transaction")
+        self._depth = 1
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                await self._conn.execute("ROLLBACK")
+            raise
+        else:
+            await self._conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # --- writes (inside transaction()) -----------------------------------------------------
+
+    async def insert_group(self, spec: GroupSpec, state: GroupState, reason: str, now_ns: int) -> None:
+        await self._conn.execute(
+            "INSERT INTO groups (group_id, template, state, reason, spec_json, ts_created_local_ns,"
+            " ts_updated_local_ns) VALUES (?,?,?,?,?,?,?)",
+            (spec.group_id, spec.template, state.value, reason, json.dumps(spec.to_json()), now_ns, now_ns),
+        )
+        await self._conn.executemany(
+            "INSERT INTO legs (group_id, role, symbol, side, qty, lot_size, tick_paise, freeze_qty,"
+            " limit_price_paise) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    spec.group_id,
+                    leg.role.value,
+                    leg.symbol,
+                    leg.side.value,
+                    leg.qty,
+                    leg.lot_size,
+                    leg.tick_paise,
+                    leg.freeze_qty,
+                    leg.limit_price_paise,
+                )
+                for leg in spec.legs
+            ],
+        )
+
+    async def set_group_state(self, group_id: str, state: GroupState, reason: str, now_ns: int) -> None:
+        await self._conn.execute(
+            "UPDATE groups SET state=?, reason=?, ts_updated_local_ns=? WHERE group_id=?",
+            (state.value, reason, now_ns, group_id),
+        )
+
+    async def insert_intent(self, row: IntentRow) -> None:
+        marks = ",".join("?" * len(INTENT_COLUMNS))
+        await self._conn.execute(
+            f"INSERT INTO intents ({','.join(INTENT_COLUMNS)}) VALUES ({marks})", intent_values(row)
+        )
+
+    async def update_intent(self, row: IntentRow) -> None:
+        cols = [c for c in INTENT_COLUMNS if c != "client_order_id"]
+        values = dict(zip(INTENT_COLUMNS, intent_values(row), strict=True))
+        await self._conn.execute(
+            f"UPDATE intents SET {', '.join(f'{c}=?' for c in cols)} WHERE client_order_id=?",
+            [values[c] for c in cols] + [row.client_order_id],
+        )
+
+    async def mark_processed(self, event_key: str, client_order_id: str | None, now_ns: int) -> bool:
+        """Record a dedupe key; False when it was already there (the event is a duplicate)."""
+        cur = await self._conn.execute(
+            "INSERT OR IGNORE INTO processed_events (event_key, client_order_id, ts_local_ns) VALUES (?,?,?)",
+            (event_key, client_order_id, now_ns),
+        )
+        return cur.rowcount == 1
+
+    async def insert_fill(self, fill: FillReport, client_order_id: str, now_ns: int) -> None:
+        await self._conn.execute(
+            "INSERT INTO fills (trade_id, client_order_id, symbol, side, qty, price_paise, ts_exchange_ms,"
+            " ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                fill.trade_id,
+                client_order_id,
+                fill.symbol,
+                fill.side.value,
+                fill.qty,
+                fill.price_paise,
+                fill.ts_exchange_ms,
+                now_ns,
+            ),
+        )
+
+    async def record_rejected(
+        self,
+        client_order_id: str | None,
+        event_key: str | None,
+        event: dict[str, Any],
+        reason: str,
+        ts_exchange_ms: int | None,
+        now_ns: int,
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO rejected_events (client_order_id, event_key, event_json, reason, ts_exchange_ms,"
+            " ts_local_ns) VALUES (?,?,?,?,?,?)",
+            (client_order_id, event_key, json.dumps(event, sort_keys=True), reason, ts_exchange_ms, now_ns),
+        )
+        await self.bump_counter("rejected_events")
+
+    async def bump_counter(self, name: str, by: int = 1) -> None:
+        await self._conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=value+?",
+            (name, by, by),
+        )
+
+    async def record_transition(
+        self,
+        entity: str,
+        entity_id: str,
+        from_state: str,
+        to_state: str,
+        *,
+        filled_qty: int | None,
+        cause: str,
+        ts_exchange_ms: int | None,
+        now_ns: int,
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO transitions (entity, entity_id, from_state, to_state, filled_qty, cause,"
+            " ts_exchange_ms, ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
+            (entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms, now_ns),
+        )
+
+    async def insert_escalation(
+        self,
+        *,
+        kind: str,
+        severity: str,
+        group_id: str | None,
+        client_order_id: str | None,
+        symbol: str,
+        unhedged_qty: int,
+        reason: str,
+        now_ns: int,
+    ) -> int:
+        cur = await self._conn.execute(
+            "INSERT INTO escalations (kind, severity, status, group_id, client_order_id, symbol, unhedged_qty,"
+            " reason, ts_created_local_ns) VALUES (?,?,'OPEN',?,?,?,?,?,?)",
+            (kind, severity, group_id, client_order_id, symbol, unhedged_qty, reason, now_ns),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def resolve_escalation(self, escalation_id: int, by: str, resolution: str, now_ns: int) -> None:
+        await self._conn.execute(
+            "UPDATE escalations SET status='RESOLVED', resolved_by=?, resolution=?, ts_resolved_local_ns=?"
+            " WHERE escalation_id=?",
+            (by, resolution, now_ns, escalation_id),
+        )
+
+    async def insert_audit(
+        self,
+        *,
+        now_ns: int,
+        wall_ms: int,
+        os_user: str,
+        role: str,
+        command: str,
+        target: str,
+        detail: dict[str, Any],
+        outcome: str,
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO audit_log (ts_local_ns, ts_wall_ms, os_user, role, command, target, detail_json,"
+            " outcome) VALUES (?,?,?,?,?,?,?,?)",
+            (now_ns, wall_ms, os_user, role, command, target, json.dumps(detail, sort_keys=True), outcome),
+        )
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
+
+    async def load_intents(self, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[IntentRow]:
+        rows = await self.fetch(f"SELECT {','.join(INTENT_COLUMNS)} FROM intents WHERE {where} ORDER BY rowid", params)
+        return [intent_from_db(r) for r in rows]
+
+    async def group_ids(self) -> set[str]:
+        return {str(r[0]) for r in await self.fetch("SELECT group_id FROM groups")}
+
+    async def open_escalations_for(self, client_order_id: str) -> list[int]:
+        rows = await self.fetch(
+            "SELECT escalation_id FROM escalations WHERE client_order_id=? AND status!='RESOLVED'",
+            (client_order_id,),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def counter(self, name: str) -> int:
+        rows = await self.fetch("SELECT value FROM counters WHERE name=?", (name,))
+        return int(rows[0][0]) if rows else 0

@@ -1,0 +1,95 @@
+"""Migrations runner: ``migrations/NNN_name.sql`` applied in order, each exactly once, each in its
+own transaction. A database newer than this code, or one whose applied migration differs from the
+file we ship, is refused with a message that says why; it is never rewritten."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_NAME_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+class JournalError(RuntimeError):
+    """The journal database cannot be used. The message says why and names the file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME_RE.match(path.name)
+        if not m:
+            raise JournalError(f"migration file {path.name} is not named NNN_name.sql")
+        found.append(Migration(int(m.group(1)), m.group(2), path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise JournalError(f"migrations in {directory} must be numbered 001, 002, ... without gaps")
+    return found
+
+
+_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+    ts_applied_ms INTEGER NOT NULL)"""
+
+
+async def migrate(conn: aiosqlite.Connection, where: str, directory: Path = MIGRATIONS_DIR) -> int:
+    """Bring the schema up to date; returns the resulting version. ``conn`` is in autocommit mode."""
+    known = discover(directory)
+    tables = {row[0] for row in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
+    if tables and "schema_migrations" not in tables:
+        raise JournalError(f"{where} has tables but no schema_migrations: it is not a Trading Desk journal")
+    await conn.execute(_LEDGER)
+    applied = {
+        int(r[0]): (str(r[1]), str(r[2]))
+        for r in await conn.execute_fetchall("SELECT version, name, checksum FROM schema_migrations")
+    }
+    newest_known = known[-1].version if known else 0
+    if applied and max(applied) > newest_known:
+        raise JournalError(
+            f"{where} is at schema version {max(applied)}, newer than this Trading Desk knows "
+            f"({newest_known}); upgrade the application instead of opening it with this one"
+        )
+    for mig in known:
+        if mig.version in applied:
+            if applied[mig.version][1] != mig.checksum:
+                raise JournalError(
+                    f"{where}: migration {mig.version:03d}_{applied[mig.version][0]} was applied from a "
+                    "different file than the one shipped; refusing to guess"
+                )
+            continue
+        await _apply(conn, mig, where)
+    return newest_known
+
+
+async def _apply(conn: aiosqlite.Connection, mig: Migration, where: str) -> None:
+    # executescript() would commit after each statement group; an explicit BEGIN/COMMIT inside
+    # the script keeps the whole migration and its ledger row in one transaction.
+    ledger = (
+        "INSERT INTO schema_migrations (version, name, checksum, ts_applied_ms) VALUES "
+        f"({mig.version}, '{mig.name}', '{mig.checksum}', {time.time_ns() // 1_000_000});"
+    )
+    try:
+        await conn.executescript(f"BEGIN IMMEDIATE;\n{mig.sql}\n;{ledger}\nCOMMIT;")
+    except Exception as exc:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise JournalError(
+            f"{where}: migration {mig.version:03d}_{mig.name} failed and was rolled back: {exc}"
+        ) from exc

@@ -1,0 +1,87 @@
+"""The journal as one JSON document (`trading-desk journal --json`). Field names are a public
+contract read by scripts and the chaos harness: add freely, rename only on purpose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.core.instruments import paise_to_str
+from engine.store.journal import Journal
+
+
+async def journal_document(journal: Journal) -> dict[str, Any]:
+    groups = [
+        {"group_id": g, "template": t, "state": s, "reason": r}
+        for g, t, s, r in await journal.fetch("SELECT group_id, template, state, reason FROM groups ORDER BY rowid")
+    ]
+    intents = [
+        {
+            "intent_id": r.intent_id,
+            "client_order_id": r.client_order_id,
+            "group_id": r.group_id,
+            "role": r.role.value,
+            "wave": r.wave,
+            "symbol": r.symbol,
+            "side": r.side.value,
+            "qty": r.qty,
+            "order_type": r.order_type.value,
+            "status": r.status.value,
+            "order_status": r.order_status.value,
+            "attempt": r.attempt,
+            "broker_order_id": r.broker_order_id,
+            "filled_qty": r.filled_qty,
+            "reason": r.reason,
+        }
+        for r in await journal.load_intents()
+    ]
+    fills = [
+        {
+            "trade_id": t,
+            "client_order_id": c,
+            "symbol": s,
+            "side": side,
+            "qty": q,
+            "price": paise_to_str(p),
+            "price_paise": p,
+            "ts_exchange_ms": ts,
+        }
+        for t, c, s, side, q, p, ts in await journal.fetch(
+            "SELECT trade_id, client_order_id, symbol, side, qty, price_paise, ts_exchange_ms FROM fills ORDER BY rowid"
+        )
+    ]
+    escalations = [
+        {
+            "escalation_id": e,
+            "kind": k,
+            "severity": sev,
+            "status": st,
+            "group_id": g,
+            "client_order_id": c,
+            "symbol": sym,
+            "unhedged_qty": q,
+            "reason": why,
+            "acknowledged_by": ack,
+        }
+        for e, k, sev, st, g, c, sym, q, why, ack in await journal.fetch(
+            "SELECT escalation_id, kind, severity, status, group_id, client_order_id, symbol, unhedged_qty, reason,"
+            " acknowledged_by FROM escalations ORDER BY escalation_id"
+        )
+    ]
+    return {
+        "schema_version": journal.schema_version,
+        "groups": groups,
+        "intents": intents,
+        "fills": fills,
+        "positions": await positions(journal),
+        "escalations": escalations,
+        "duplicate_events": await journal.counter("duplicate_events"),
+        "rejected_events": await journal.counter("rejected_events"),
+    }
+
+
+async def positions(journal: Journal) -> dict[str, int]:
+    """Signed position per symbol from confirmed fills, BUY positive; flat symbols are omitted."""
+    rows = await journal.fetch(
+        "SELECT symbol, SUM(CASE side WHEN 'BUY' THEN qty ELSE -qty END) FROM fills GROUP BY symbol ORDER BY symbol"
+    )
+    return {str(s): int(q) for s, q in rows if q}

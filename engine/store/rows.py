@@ -1,0 +1,107 @@
+"""Row types shared by the journal and the runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.core.lifecycle import OrderView
+from engine.core.model import IntentStatus, LegRole, OrderStatus, OrderType, Side
+from engine.core.order_fsm import OrderState
+
+
+@dataclass
+class IntentRow:
+    """One attempt of one intent: the journal row written before the order is sent."""
+
+    client_order_id: str
+    intent_id: str
+    attempt: int
+    group_id: str
+    role: LegRole
+    wave: int
+    symbol: str
+    side: Side
+    qty: int
+    order_type: OrderType
+    limit_price_paise: int | None
+    status: IntentStatus = IntentStatus.PENDING
+    order_status: OrderStatus = OrderStatus.INTENT
+    broker_order_id: str | None = None
+    filled_qty: int = 0
+    fills_qty: int = 0
+    reason: str = ""
+    ts_created_local_ns: int = 0
+    ts_ack_exchange_ms: int | None = None
+    ts_updated_local_ns: int = 0
+    # not persisted: when the runtime last asked the broker about this order
+    last_query_local_ns: int = field(default=0, compare=False)
+
+    @property
+    def order_state(self) -> OrderState:
+        return OrderState(self.order_status, self.qty, self.filled_qty)
+
+    def view(self) -> OrderView:
+        return OrderView(
+            self.client_order_id,
+            self.role,
+            self.wave,
+            self.qty,
+            self.filled_qty,
+            self.fills_qty,
+            self.order_status,
+            self.status,
+        )
+
+
+INTENT_COLUMNS = (
+    "client_order_id",
+    "intent_id",
+    "attempt",
+    "group_id",
+    "role",
+    "wave",
+    "symbol",
+    "side",
+    "qty",
+    "order_type",
+    "limit_price_paise",
+    "status",
+    "order_status",
+    "broker_order_id",
+    "filled_qty",
+    "fills_qty",
+    "reason",
+    "ts_created_local_ns",
+    "ts_ack_exchange_ms",
+    "ts_updated_local_ns",
+)
+
+
+def intent_values(row: IntentRow) -> tuple[object, ...]:
+    return tuple(v.value if hasattr(v, "value") else v for v in (getattr(row, c) for c in INTENT_COLUMNS))
+
+
+def intent_from_db(values: tuple[object, ...]) -> IntentRow:
+    d = dict(zip(INTENT_COLUMNS, values, strict=True))
+    return IntentRow(
+        client_order_id=str(d["client_order_id"]),
+        intent_id=str(d["intent_id"]),
+        attempt=int(str(d["attempt"])),
+        group_id=str(d["group_id"]),
+        role=LegRole(str(d["role"])),
+        wave=int(str(d["wave"])),
+        symbol=str(d["symbol"]),
+        side=Side(str(d["side"])),
+        qty=int(str(d["qty"])),
+        order_type=OrderType(str(d["order_type"])),
+        limit_price_paise=None if d["limit_price_paise"] is None else int(str(d["limit_price_paise"])),
+        status=IntentStatus(str(d["status"])),
+        order_status=OrderStatus(str(d["order_status"])),
+        broker_order_id=None if d["broker_order_id"] is None else str(d["broker_order_id"]),
+        filled_qty=int(str(d["filled_qty"])),
+        fills_qty=int(str(d["fills_qty"])),
+        reason=str(d["reason"]),
+        ts_created_local_ns=int(str(d["ts_created_local_ns"])),
+        ts_ack_exchange_ms=None if d["ts_ack_exchange_ms"] is None else int(str(d["ts_ack_exchange_ms"])),
+        ts_updated_local_ns=int(str(d["ts_updated_local_ns"])),
+    )

@@ -1,0 +1,67 @@
+"""Test setup: offscreen Qt and the qasync loop for every async test (see shared QT_STACK.md),
+a loop exception handler so background-task errors fail the test, and journal/exchange fixtures
+on real SQLite files."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from engine.broker.paper import PaperBroker
+from engine.catalog import load_catalog
+from engine.core.instruments import Instrument
+from engine.store.journal import Journal
+
+_LOOP_ERRORS: list[dict[str, Any]] = []
+
+
+def _record(loop: Any, context: dict[str, Any]) -> None:
+    _LOOP_ERRORS.append(context)
+    loop.default_exception_handler(context)
+
+
+def _qasync_loop_factory() -> qasync.QEventLoop:
+    app = QApplication.instance() or QApplication([])
+    loop = qasync.QEventLoop(app)
+    loop.set_exception_handler(_record)
+    return loop
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
+    return {"qasync": _qasync_loop_factory}
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_loop_errors() -> Any:
+    _LOOP_ERRORS.clear()
+    yield
+    if _LOOP_ERRORS:
+        pytest.fail(f"asyncio loop errors: {[str(c.get('exception') or c.get('message')) for c in _LOOP_ERRORS]}")
+
+
+@pytest.fixture
+def catalog() -> dict[str, Instrument]:
+    return load_catalog()
+
+
+@pytest.fixture
+async def journal(tmp_path: Path) -> AsyncIterator[Journal]:
+    j = await Journal.open(tmp_path / "journal.db")
+    yield j
+    await j.close()
+
+
+@pytest.fixture
+async def paper(tmp_path: Path, catalog: dict[str, Instrument]) -> AsyncIterator[PaperBroker]:
+    broker = await PaperBroker.open(tmp_path / "exchange.db", catalog, auto_tick=False)
+    yield broker
+    await broker.close()
