@@ -47,7 +47,7 @@ async def approve_retry(engine: Engine, ident: str, actor: Actor) -> IntentRow:
         row = await _guarded(engine, actor, "approve_retry", ident)
         snapshot = await engine.broker.find(row.client_order_id)
         if snapshot is not None:
-            await engine.ingest(snapshot_events(snapshot))
+            await engine.ingest_locked(snapshot_events(snapshot))
             why = f"{row.client_order_id}: the broker has this order after all; adopted it, no retry sent"
             await engine.audit(actor, "approve_retry", ident, {"refused": why}, "REFUSED")
             raise CommandError(why)

@@ -145,7 +145,7 @@ class Engine:
                     batch.append(self._inbox.get_nowait())
                 async with self._lock:
                     if batch:
-                        await self.ingest(batch)
+                        await self.ingest_locked(batch)
                     from engine.runtime.recovery import on_tick
 
                     await on_tick(self)
@@ -167,7 +167,13 @@ class Engine:
     # --- events -----------------------------------------------------------------------------
 
     async def ingest(self, batch: list[BrokerEvent]) -> None:
-        """Apply a batch of events (one transaction), then move the groups they touched."""
+        """Apply a batch of events from outside the main loop (tests, tools)."""
+        async with self._lock:
+            await self.ingest_locked(batch)
+
+    async def ingest_locked(self, batch: list[BrokerEvent]) -> None:
+        """Apply a batch of events (one transaction), then move the groups they touched. The
+        caller holds ``exclusive()``."""
         result = await self.ingestor.apply_batch(batch, self.now_ns())
         self.stats["events"] += len(batch)
         self.stats["duplicates"] += result.duplicates

@@ -147,7 +147,7 @@ async def on_tick(engine: Engine) -> None:
             if snapshot is not None:
                 batch.extend(snapshot_events(snapshot))
     if batch:
-        await engine.ingest(batch)
+        await engine.ingest_locked(batch)
 
 
 def _past_deadline(engine: Engine, row: IntentRow, now_ns: int) -> bool:

@@ -1,0 +1,88 @@
+"""Group lifecycle: derived from orders, forward only; risk sold only against filled hedge."""
+
+from __future__ import annotations
+
+from engine.catalog import load_catalog
+from engine.core.groups import GroupSpec, parse_group
+from engine.core.lifecycle import OrderView, Wave, decide, group_transition_problem
+from engine.core.model import GroupState, IntentStatus, LegRole, OrderStatus
+
+G = GroupState
+
+
+def spec(hedge_qty: int = 300, risk_qty: int = 300) -> GroupSpec:
+    return parse_group(
+        {
+            "group_id": "G1",
+            "legs": [
+                {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": hedge_qty},
+                {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": risk_qty},
+            ],
+        },
+        load_catalog(),
+    )
+
+
+def order(
+    role: LegRole,
+    qty: int,
+    filled: int,
+    status: OrderStatus,
+    wave: int = 1,
+    fills: int | None = None,
+    intent: IntentStatus = IntentStatus.SENT,
+) -> OrderView:
+    return OrderView(f"{role}{wave}{qty}", role, wave, qty, filled, filled if fills is None else fills, status, intent)
+
+
+def test_a_new_group_sends_its_hedge_leg_first() -> None:
+    d = decide(spec(), G.CREATED, [], max_waves=3)
+    assert d.place == Wave(LegRole.HEDGE, 1, 300)
+
+
+def test_risk_leg_is_sized_to_the_filled_hedge_only() -> None:
+    orders = [order(LegRole.HEDGE, 300, 150, OrderStatus.CANCELLED, wave=3)]
+    d = decide(spec(), G.HEDGE_PARTIAL, orders, max_waves=3)
+    assert d.state is G.HEDGE_FILLED
+    assert d.place == Wave(LegRole.RISK, 1, 150)
+
+
+def test_no_risk_order_while_the_hedge_is_still_working() -> None:
+    d = decide(spec(), G.HEDGE_SUBMITTED, [order(LegRole.HEDGE, 300, 150, OrderStatus.PARTIALLY_FILLED)], 3)
+    assert d.state is G.HEDGE_PARTIAL and d.place is None
+
+
+def test_partial_hedge_gets_another_wave_for_the_remainder() -> None:
+    d = decide(spec(), G.HEDGE_PARTIAL, [order(LegRole.HEDGE, 300, 75, OrderStatus.CANCELLED)], 3)
+    assert d.place == Wave(LegRole.HEDGE, 2, 225)
+
+
+def test_hedged_needs_every_fill_report() -> None:
+    orders = [
+        order(LegRole.HEDGE, 300, 300, OrderStatus.FILLED),
+        order(LegRole.RISK, 300, 300, OrderStatus.FILLED, fills=225),
+    ]
+    assert decide(spec(), G.RISK_SUBMITTED, orders, 3).state is G.RISK_FILLED
+    orders[1] = order(LegRole.RISK, 300, 300, OrderStatus.FILLED)
+    assert decide(spec(), G.RISK_FILLED, orders, 3).state is G.HEDGED
+
+
+def test_unfilled_hedge_fails_the_group_and_sells_nothing() -> None:
+    orders = [order(LegRole.HEDGE, 300, 0, OrderStatus.CANCELLED, wave=w) for w in (1, 2, 3)]
+    d = decide(spec(), G.HEDGE_SUBMITTED, orders, 3)
+    assert d.state is G.FAILED and d.place is None
+
+
+def test_orphaned_intent_makes_the_group_wait_on_a_person() -> None:
+    orders = [order(LegRole.HEDGE, 300, 0, OrderStatus.INTENT, intent=IntentStatus.ORPHANED)]
+    d = decide(spec(), G.HEDGE_SUBMITTED, orders, 3)
+    assert d.waiting_on_person and d.place is None
+
+
+def test_defect7_group_never_moves_backward_and_failed_is_not_above_completed() -> None:
+    assert "backward" in group_transition_problem(G.RISK_SUBMITTED, G.HEDGE_PARTIAL)
+    assert group_transition_problem(G.HEDGE_PARTIAL, G.RISK_SUBMITTED) == ""
+    assert "absorb" in group_transition_problem(G.COMPLETED, G.FAILED)
+    assert "absorb" in group_transition_problem(G.FAILED, G.COMPLETED)
+    assert group_transition_problem(G.HEDGE_SUBMITTED, G.FAILED) == ""
+    assert "before any order" in group_transition_problem(G.HEDGE_SUBMITTED, G.REJECTED)
