@@ -252,7 +252,8 @@ class PaperBroker:
             next_due = self._plan.next_due_ms()
             timeout = None if next_due is None else max(0, next_due - self._local_ms()) / 1000
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _tick_forever(self) -> None:
         while True:

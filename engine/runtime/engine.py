@@ -113,7 +113,8 @@ class Engine:
     async def wait_settled(self, timeout_s: float) -> bool:
         """Wait until every group is HEDGED, terminal or waiting on a person; False on timeout."""
         try:
-            await asyncio.wait_for(self._settled.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._settled.wait()
         except TimeoutError:
             return False
         if self.failure:
@@ -139,8 +140,11 @@ class Engine:
         try:
             while True:
                 batch: list[BrokerEvent] = []
+                # asyncio.timeout, not wait_for: on 3.11 a cancelled wait_for around Queue.get()
+                # can hang forever in "cancelling" (seen here at shutdown).
                 with contextlib.suppress(TimeoutError):
-                    batch.append(await asyncio.wait_for(self._inbox.get(), tick_s))
+                    async with asyncio.timeout(tick_s):
+                        batch.append(await self._inbox.get())
                 while batch and len(batch) < self.config.batch_max and not self._inbox.empty():
                     batch.append(self._inbox.get_nowait())
                 async with self._lock:

@@ -14,7 +14,7 @@ from tests.runtime.harness import TRADER, Harness, group
 HOUR_NS = 3600 * 1_000_000_000
 
 
-async def _hedged(harness: Harness, fake_clock: bool = False):  # noqa: ANN202
+async def _hedged(harness: Harness, fake_clock: bool = False):
     engine = await harness.start(fake_clock=fake_clock)
     await engine.launch(group("G1"), TRADER)
     assert await engine.wait_settled(10)

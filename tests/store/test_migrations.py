@@ -73,7 +73,7 @@ async def test_a_database_newer_than_the_code_is_refused_and_left_alone(tmp_path
 async def test_a_corrupt_file_is_refused_with_its_name(tmp_path: Path) -> None:
     path = tmp_path / "garbage.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(JournalError, match="garbage.db is not a Trading Desk journal or is corrupt"):
+    with pytest.raises(JournalError, match=r"garbage\.db is not a Trading Desk journal or is corrupt"):
         await Journal.open(path)
 
 

@@ -1,0 +1,206 @@
+"""The command line as people and scripts use it: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SETTLED = {"HEDGED", "COMPLETED", "REJECTED", "FAILED", "CANCELLED"}
+
+
+def td(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def twenty_groups() -> list[dict[str, Any]]:
+    shapes = [
+        ("NIFTY26DEC24200CE", "NIFTY26DEC24000CE", 150),
+        ("NIFTY26DEC23800PE", "NIFTY26DEC24000PE", 2250),  # above the 1800 freeze: sliced
+        ("BANKNIFTY26DEC52500CE", "BANKNIFTY26DEC52000CE", 1050),  # above the 900 freeze
+        ("NIFTY26DEC25000CE", "NIFTY26DEC24100CE", 750),  # thin wing: hedge fills partly
+        ("NIFTY26DEC23000PE", "NIFTY26DEC23900PE", 600),  # thin wing
+    ]
+    return [
+        {
+            "group_id": f"G{i:02d}",
+            "legs": [
+                {"role": "HEDGE", "symbol": shapes[i % 5][0], "side": "BUY", "qty": shapes[i % 5][2]},
+                {"role": "RISK", "symbol": shapes[i % 5][1], "side": "SELL", "qty": shapes[i % 5][2]},
+            ],
+        }
+        for i in range(20)
+    ]
+
+
+def test_headless_twenty_groups_under_flaky_faults_end_consistent(tmp_path: Path) -> None:
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps(twenty_groups()))
+    db, ex = tmp_path / "j.db", tmp_path / "x.db"
+    started = time.monotonic()
+    run = td(
+        "headless",
+        "--db",
+        str(db),
+        "--broker",
+        f"paper:{ex}",
+        "--groups",
+        str(groups),
+        "--faults",
+        "flaky",
+        "--seed",
+        "7",
+        "--json",
+        "--timeout",
+        "120",
+    )
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    journal = json.loads(td("journal", "--db", str(db), "--json").stdout)
+    report = json.loads(td("exchange-report", "--broker", f"paper:{ex}", "--json").stdout)
+
+    open_escalation_groups = {e["group_id"] for e in journal["escalations"] if e["status"] != "RESOLVED"}
+    assert all(g["state"] in SETTLED or g["group_id"] in open_escalation_groups for g in journal["groups"])
+    assert len(journal["groups"]) == 20
+    ids = Counter(o["client_order_id"] for o in report["orders"])
+    assert max(ids.values()) == 1, "no client order id reaches the exchange twice"
+    assert journal["positions"] == report["positions"]
+    assert summary["exchange_faults"]["duplicates"] > 0, "the flaky profile really injected duplicates"
+    assert summary["duplicates_absorbed"] > 0
+    assert any(o["status"] == "CANCELLED" and o["filled_qty"] > 0 for o in report["orders"]), "some partial fills"
+    print(
+        f"\n20 groups under flaky: {elapsed:.2f}s, faults {summary['exchange_faults']}, "
+        f"duplicates absorbed {summary['duplicates_absorbed']}, rejected events {summary['rejected_events']}"
+    )
+
+    again = td("headless", "--db", str(db), "--broker", f"paper:{ex}", "--groups", str(groups), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["launched"] == 0
+    report2 = json.loads(td("exchange-report", "--broker", f"paper:{ex}", "--json").stdout)
+    assert len(report2["orders"]) == len(report["orders"]), "re-running the same file sends nothing"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is not valid JSON"),
+        (
+            json.dumps(
+                [
+                    {
+                        "group_id": "A",
+                        "legs": [
+                            {"role": "HEDGE", "symbol": "NOPE", "side": "BUY", "qty": 75},
+                            {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": 75},
+                        ],
+                    }
+                ]
+            ),
+            "unknown symbol 'NOPE'",
+        ),
+        (
+            json.dumps(
+                [
+                    {
+                        "group_id": "A",
+                        "legs": [
+                            {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": 100},
+                            {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": 75},
+                        ],
+                    }
+                ]
+            ),
+            "qty 100 is not a multiple of lot size 75",
+        ),
+        (
+            json.dumps(
+                [
+                    {
+                        "group_id": "A",
+                        "legs": [
+                            {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": -75},
+                            {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": 75},
+                        ],
+                    }
+                ]
+            ),
+            "must be positive",
+        ),
+    ],
+)
+def test_bad_groups_file_exits_nonzero_with_one_line_and_writes_nothing(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    groups = tmp_path / "g.json"
+    groups.write_text(content)
+    run = td(
+        "headless", "--db", str(tmp_path / "j.db"), "--broker", f"paper:{tmp_path / 'x.db'}", "--groups", str(groups)
+    )
+    assert run.returncode == 2
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]
+
+
+def test_wrong_role_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    run = td(
+        "recover",
+        "--db",
+        str(tmp_path / "j.db"),
+        "--broker",
+        f"paper:{tmp_path / 'x.db'}",
+        "--approve",
+        "X",
+        "--role",
+        "trader",
+    )
+    assert run.returncode == 2 and "needs the operator role" in run.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_instruments_json_lists_the_catalog() -> None:
+    rows = json.loads(td("instruments", "--json").stdout)
+    nifty = next(r for r in rows if r["symbol"] == "NIFTY26DEC24000CE")
+    assert (nifty["lot_size"], nifty["tick_size"], nifty["freeze_qty"]) == (75, "0.05", 1800)
+
+
+def test_recover_lists_and_an_operator_approves_an_orphan(tmp_path: Path) -> None:
+    import sqlite3
+
+    groups = tmp_path / "g.json"
+    groups.write_text(json.dumps(twenty_groups()[:1]))
+    db, ex = tmp_path / "j.db", tmp_path / "x.db"
+    assert td("headless", "--db", str(db), "--broker", f"paper:{ex}", "--groups", str(groups)).returncode == 0
+    # An intent journaled just before a crash, never sent: the broker has never seen it.
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO intents (client_order_id, intent_id, attempt, group_id, role, wave, symbol, side, qty,"
+        " order_type, status, order_status, ts_created_local_ns, ts_updated_local_ns) VALUES"
+        " ('ORPHAN1', 'ORPHAN1', 1, 'G00', 'RISK', 2, 'NIFTY26DEC24000CE', 'SELL', 75, 'MARKET', 'PENDING',"
+        " 'INTENT', 1, 1)"
+    )
+    conn.commit()
+    conn.close()
+    listed = json.loads(
+        td("recover", "--db", str(db), "--broker", f"paper:{ex}", "--list", "--role", "operator", "--json").stdout
+    )
+    assert [o["client_order_id"] for o in listed["orphaned"]] == ["ORPHAN1"]
+    approved = td(
+        "recover", "--db", str(db), "--broker", f"paper:{ex}", "--approve", "ORPHAN1", "--role", "operator", "--json"
+    )
+    assert approved.returncode == 0, approved.stderr
+    retry_id = json.loads(approved.stdout)["retry_client_order_id"]
+    report = json.loads(td("exchange-report", "--broker", f"paper:{ex}", "--json").stdout)
+    assert [o["client_order_id"] for o in report["orders"]].count(retry_id) == 1
+    assert "ORPHAN1" not in [o["client_order_id"] for o in report["orders"]]
+    again = td("recover", "--db", str(db), "--broker", f"paper:{ex}", "--approve", "ORPHAN1", "--role", "operator")
+    assert again.returncode == 2 and "only an ORPHANED intent" in again.stderr
