@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from engine.broker.port import Broker
@@ -97,7 +97,9 @@ class Engine:
         """Recover (the same path for a clean start and after a crash), then run."""
         from engine.runtime.recovery import recover
 
-        self._tasks.append(asyncio.create_task(self._pump_events(), name="engine-events"))
+        # Subscribe before asking the broker anything, so nothing falls between lookup and feed.
+        feed = self.broker.events()
+        self._tasks.append(asyncio.create_task(self._pump_events(feed), name="engine-events"))
         async with self._lock:
             await recover(self)
         self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
@@ -121,19 +123,20 @@ class Engine:
             raise EngineFailure(str(self.failure)) from self.failure
         return True
 
-    async def _pump_events(self) -> None:
+    async def _pump_events(self, feed: AsyncIterator[BrokerEvent]) -> None:
         backoff_s = 0.05
         while True:
             try:
-                async for event in self.broker.events():
+                async for event in feed:
                     self._inbox.put_nowait(event)
                     backoff_s = 0.05
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken feed is re-subscribed; the journal reconciles gaps
                 self.emit({"type": "feed_error", "error": str(exc)})
-            await asyncio.sleep(backoff_s)
+            await asyncio.sleep(backoff_s)  # reconnect backoff, not a timing decision
             backoff_s = min(backoff_s * 2, 2.0)
+            feed = self.broker.events()
 
     async def _main_loop(self) -> None:
         tick_s = self.config.tick_interval_ms / 1000

@@ -204,3 +204,13 @@ def test_recover_lists_and_an_operator_approves_an_orphan(tmp_path: Path) -> Non
     assert "ORPHAN1" not in [o["client_order_id"] for o in report["orders"]]
     again = td("recover", "--db", str(db), "--broker", f"paper:{ex}", "--approve", "ORPHAN1", "--role", "operator")
     assert again.returncode == 2 and "only an ORPHANED intent" in again.stderr
+
+
+def test_corrupt_journal_is_refused_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    db.write_bytes(b"\x00garbage" * 512)
+    run = td("journal", "--db", str(db), "--json")
+    assert run.returncode == 2
+    assert "is not a Trading Desk journal or is corrupt" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert db.read_bytes() == b"\x00garbage" * 512

@@ -98,3 +98,17 @@ async def test_lost_ack_is_resolved_by_lookup_not_by_resending(harness: Harness)
     assert doc["groups"][0]["state"] == "HEDGED"
     assert len(await harness.exchange_client_ids()) == len(doc["intents"]) == 2
     assert all(i["broker_order_id"] for i in doc["intents"])
+
+
+async def test_definite_reject_closes_the_intent_and_fails_the_group_without_exposure(harness: Harness) -> None:
+    from engine.paper.faults import FaultProfile
+
+    await harness.open_broker(FaultProfile(reject_rate=1.0))
+    engine = await harness.start()
+    await engine.launch(group("G1"), TRADER)
+    assert await engine.wait_settled(10)
+    doc = await harness.document()
+    assert doc["groups"][0]["state"] == "FAILED"
+    assert {i["status"] for i in doc["intents"]} == {"REJECTED"}
+    assert all(i["role"] == "HEDGE" for i in doc["intents"]), "no risk order without a filled hedge"
+    assert doc["positions"] == {}
