@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     i = sub.add_parser("instruments", help="list the instrument catalog")
     i.add_argument("--json", action="store_true")
+    b = sub.add_parser("bench", help="measure engine performance as ratios in one run")
+    b.add_argument("--json", action="store_true")
     e = sub.add_parser("exchange-report", help="orders and positions as the exchange sees them")
     e.add_argument("--broker", required=True)
     e.add_argument("--json", action="store_true")
@@ -98,6 +100,10 @@ async def _dispatch(command: str, args: argparse.Namespace) -> int:
         return _instruments(args)
     if command == "exchange-report":
         return await _exchange_report(args)
+    if command == "bench":
+        from app.bench import run_bench
+
+        return await run_bench(args.json)
     if command == "headless-demo":
         from app.demo import run_demo
 

@@ -214,3 +214,13 @@ def test_corrupt_journal_is_refused_with_one_line(tmp_path: Path) -> None:
     assert "is not a Trading Desk journal or is corrupt" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
     assert db.read_bytes() == b"\x00garbage" * 512
+
+
+def test_bench_reports_ratios_measured_in_one_run() -> None:
+    run = td("bench", "--json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["ingest_group_commit_speedup"] == pytest.approx(
+        result["ingest_events_per_s_group_commit"] / result["ingest_events_per_s_commit_per_event"], rel=0.01
+    )
+    assert result["intent_commit_us_full"] > 0 and result["end_to_end_20_groups_s"] > 0
