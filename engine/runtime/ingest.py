@@ -11,6 +11,7 @@ from engine.core.dedupe import DedupeKeyError, dedupe_key
 from engine.core.events import BrokerEvent, FillReport, OrderSnapshot, OrderUpdate, event_to_dict
 from engine.core.model import IntentStatus
 from engine.runtime.state import Book, intent_status_for
+from engine.store.batch import WriteBatch
 from engine.store.journal import Journal
 from engine.store.rows import IntentRow
 
@@ -31,84 +32,109 @@ class Ingestor:
         self._clock = clock
 
     async def apply_batch(self, events: list[BrokerEvent], now_ns: int) -> BatchResult:
-        """Apply ``events`` in one transaction (group commit)."""
+        """Apply ``events`` in one transaction (group commit): keys, effects and rejections together."""
         result = BatchResult()
+        keyed: list[tuple[BrokerEvent, str | None]] = []
+        for event in events:
+            try:
+                keyed.append((event, dedupe_key(event)))
+            except DedupeKeyError:
+                keyed.append((event, None))
+        seen = await self._journal.known_keys([k for _, k in keyed if k])
+        writes = WriteBatch()
+        for event, key in keyed:
+            self._apply_one(event, key, seen, now_ns, result, writes)
+        writes.duplicates = result.duplicates
         async with self._journal.transaction():
-            for event in events:
-                await self._apply_one(event, now_ns, result)
-            if result.duplicates:
-                await self._journal.bump_counter("duplicate_events", result.duplicates)
+            await self._journal.flush(writes)
         return result
 
-    async def _apply_one(self, event: BrokerEvent, now_ns: int, result: BatchResult) -> None:
+    def _apply_one(
+        self,
+        event: BrokerEvent,
+        key: str | None,
+        seen: set[str],
+        now_ns: int,
+        result: BatchResult,
+        writes: WriteBatch,
+    ) -> None:
         self._clock.observe(event.ts_exchange_ms, now_ns)
         raw = event_to_dict(event)
-        try:
-            key = dedupe_key(event)
-        except DedupeKeyError as exc:
-            await self._reject(None, None, raw, str(exc), event, now_ns, result)
+        if key is None:
+            try:
+                dedupe_key(event)
+            except DedupeKeyError as exc:
+                self._reject(None, None, raw, str(exc), event, now_ns, result, writes)
             return
         row = self._book.lookup(event.client_order_id, event.broker_order_id)
         if row is None:
             why = f"event for an order this journal does not know (client id {event.client_order_id!r})"
-            await self._reject(None, key, raw, why, event, now_ns, result)
+            self._reject(None, key, raw, why, event, now_ns, result, writes)
             return
-        if not await self._journal.mark_processed(key, row.client_order_id, now_ns):
+        if key in seen:
             result.duplicates += 1
             return
+        seen.add(key)
+        writes.processed.append((key, row.client_order_id, now_ns))
         if not row.broker_order_id and event.broker_order_id:
             row.broker_order_id = event.broker_order_id
             self._book.by_broker[event.broker_order_id] = row.client_order_id
         if isinstance(event, FillReport):
             outcome, fills_qty = order_fsm.apply_fill(row.order_state, row.fills_qty, event.qty)
             if outcome.accepted:
-                await self._journal.insert_fill(event, row.client_order_id, now_ns)
+                writes.fill(event, row.client_order_id, now_ns)
                 row.fills_qty = fills_qty
         else:
             outcome = order_fsm.apply(row.order_state, order_fsm.broker_trigger(event.status), event.filled_qty)
             if outcome.accepted and event.reason:
                 row.reason = event.reason
         if not outcome.accepted:
-            await self._reject(row, key, raw, outcome.reason, event, now_ns, result)
+            self._reject(row, key, raw, outcome.reason, event, now_ns, result, writes)
             return
-        await self.set_order_state(row, outcome.state, cause=key, ts_exchange_ms=event.ts_exchange_ms, now_ns=now_ns)
+        self.stage_order_state(row, outcome.state, key, event.ts_exchange_ms, now_ns, writes)
         result.applied += 1
         result.touched_groups.add(row.group_id)
 
     async def set_order_state(
         self, row: IntentRow, state: order_fsm.OrderState, *, cause: str, ts_exchange_ms: int | None, now_ns: int
     ) -> None:
-        """Persist a new order state and the intent status that follows from it, with audit rows."""
+        """Persist a new order state on its own (caller holds a transaction)."""
+        writes = WriteBatch()
+        self.stage_order_state(row, state, cause, ts_exchange_ms, now_ns, writes)
+        await self._journal.flush(writes)
+
+    def stage_order_state(
+        self,
+        row: IntentRow,
+        state: order_fsm.OrderState,
+        cause: str,
+        ts_exchange_ms: int | None,
+        now_ns: int,
+        writes: WriteBatch,
+    ) -> None:
+        """Apply a new order state to ``row`` and stage the intent status that follows, with audit rows."""
         before = (row.order_status, row.filled_qty, row.status)
         row.order_status, row.filled_qty = state.status, state.filled_qty
         row.status = self._next_intent_status(row)
         row.ts_updated_local_ns = now_ns
-        await self._journal.update_intent(row)
+        writes.intents[row.client_order_id] = row
         if (row.order_status, row.filled_qty) != before[:2]:
-            await self._journal.record_transition(
+            writes.transition(
                 "ORDER",
                 row.client_order_id,
                 before[0].value,
                 row.order_status.value,
-                filled_qty=row.filled_qty,
-                cause=cause,
-                ts_exchange_ms=ts_exchange_ms,
-                now_ns=now_ns,
+                row.filled_qty,
+                cause,
+                ts_exchange_ms,
+                now_ns,
             )
         if row.status is not before[2]:
-            await self._journal.record_transition(
-                "INTENT",
-                row.client_order_id,
-                before[2].value,
-                row.status.value,
-                filled_qty=None,
-                cause=cause,
-                ts_exchange_ms=ts_exchange_ms,
-                now_ns=now_ns,
+            writes.transition(
+                "INTENT", row.client_order_id, before[2].value, row.status.value, None, cause, ts_exchange_ms, now_ns
             )
             if before[2] is IntentStatus.ORPHANED:
-                for esc in await self._journal.open_escalations_for(row.client_order_id):
-                    await self._journal.resolve_escalation(esc, "engine", "broker reported the order", now_ns)
+                writes.resolve_orphans.append((row.client_order_id, now_ns))
 
     @staticmethod
     def _next_intent_status(row: IntentRow) -> IntentStatus:
@@ -117,8 +143,8 @@ class Ingestor:
         current = IntentStatus.SENT if row.status is IntentStatus.ORPHANED else row.status
         return intent_status_for(row.order_status, current)
 
-    async def _reject(
-        self,
+    @staticmethod
+    def _reject(
         row: IntentRow | None,
         key: str | None,
         raw: dict[str, object],
@@ -126,19 +152,12 @@ class Ingestor:
         event: BrokerEvent,
         now_ns: int,
         result: BatchResult,
+        writes: WriteBatch,
     ) -> None:
-        await self._journal.record_rejected(
-            row.client_order_id if row else None, key, raw, reason, event.ts_exchange_ms, now_ns
-        )
+        coid = row.client_order_id if row else None
+        writes.reject(coid, key, raw, reason, event.ts_exchange_ms, now_ns)
         result.rejected += 1
-        result.notes.append(
-            {
-                "type": "rejected_event",
-                "client_order_id": row.client_order_id if row else None,
-                "reason": reason,
-                "event": raw,
-            }
-        )
+        result.notes.append({"type": "rejected_event", "client_order_id": coid, "reason": reason, "event": raw})
 
 
 def snapshot_events(snapshot: OrderSnapshot) -> list[BrokerEvent]:

@@ -21,6 +21,7 @@ import aiosqlite
 from engine.core.events import FillReport
 from engine.core.groups import GroupSpec
 from engine.core.model import GroupState
+from engine.store.batch import WriteBatch
 from engine.store.migrations import MIGRATIONS_DIR, JournalError, migrate
 from engine.store.rows import INTENT_COLUMNS, IntentRow, intent_from_db, intent_values
 
@@ -235,6 +236,61 @@ class Journal:
             " outcome) VALUES (?,?,?,?,?,?,?,?)",
             (now_ns, wall_ms, os_user, role, command, target, json.dumps(detail, sort_keys=True), outcome),
         )
+
+    async def flush(self, batch: WriteBatch) -> None:
+        """Write a gathered batch (inside transaction())."""
+        c = self._conn
+        if batch.processed:
+            await c.executemany(
+                "INSERT INTO processed_events (event_key, client_order_id, ts_local_ns) VALUES (?,?,?)", batch.processed
+            )
+        if batch.fills:
+            await c.executemany(
+                "INSERT INTO fills (trade_id, client_order_id, symbol, side, qty, price_paise, ts_exchange_ms,"
+                " ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
+                batch.fills,
+            )
+        if batch.intents:
+            cols = [col for col in INTENT_COLUMNS if col != "client_order_id"]
+            rows = []
+            for row in batch.intents.values():
+                values = dict(zip(INTENT_COLUMNS, intent_values(row), strict=True))
+                rows.append([values[col] for col in cols] + [row.client_order_id])
+            await c.executemany(
+                f"UPDATE intents SET {', '.join(f'{col}=?' for col in cols)} WHERE client_order_id=?", rows
+            )
+        if batch.transitions:
+            await c.executemany(
+                "INSERT INTO transitions (entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms,"
+                " ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
+                batch.transitions,
+            )
+        if batch.rejected:
+            await c.executemany(
+                "INSERT INTO rejected_events (client_order_id, event_key, event_json, reason, ts_exchange_ms,"
+                " ts_local_ns) VALUES (?,?,?,?,?,?)",
+                batch.rejected,
+            )
+            await self.bump_counter("rejected_events", len(batch.rejected))
+        if batch.resolve_orphans:
+            await c.executemany(
+                "UPDATE escalations SET status='RESOLVED', resolved_by='engine', resolution='broker reported the"
+                " order', ts_resolved_local_ns=? WHERE client_order_id=? AND status!='RESOLVED'",
+                [(now, coid) for coid, now in batch.resolve_orphans],
+            )
+        if batch.duplicates:
+            await self.bump_counter("duplicate_events", batch.duplicates)
+
+    async def known_keys(self, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = await self.fetch(
+                f"SELECT event_key FROM processed_events WHERE event_key IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update(str(r[0]) for r in rows)
+        return found
 
     # --- reads ------------------------------------------------------------------------------
 
