@@ -18,7 +18,6 @@ from typing import Any
 
 import aiosqlite
 
-from engine.core.events import FillReport
 from engine.core.groups import GroupSpec
 from engine.core.model import GroupState
 from engine.store.batch import WriteBatch
@@ -128,30 +127,6 @@ class Journal:
             [values[c] for c in cols] + [row.client_order_id],
         )
 
-    async def mark_processed(self, event_key: str, client_order_id: str | None, now_ns: int) -> bool:
-        """Record a dedupe key; False when it was already there (the event is a duplicate)."""
-        cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO processed_events (event_key, client_order_id, ts_local_ns) VALUES (?,?,?)",
-            (event_key, client_order_id, now_ns),
-        )
-        return cur.rowcount == 1
-
-    async def insert_fill(self, fill: FillReport, client_order_id: str, now_ns: int) -> None:
-        await self._conn.execute(
-            "INSERT INTO fills (trade_id, client_order_id, symbol, side, qty, price_paise, ts_exchange_ms,"
-            " ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
-            (
-                fill.trade_id,
-                client_order_id,
-                fill.symbol,
-                fill.side.value,
-                fill.qty,
-                fill.price_paise,
-                fill.ts_exchange_ms,
-                now_ns,
-            ),
-        )
-
     async def record_rejected(
         self,
         client_order_id: str | None,
@@ -161,12 +136,9 @@ class Journal:
         ts_exchange_ms: int | None,
         now_ns: int,
     ) -> None:
-        await self._conn.execute(
-            "INSERT INTO rejected_events (client_order_id, event_key, event_json, reason, ts_exchange_ms,"
-            " ts_local_ns) VALUES (?,?,?,?,?,?)",
-            (client_order_id, event_key, json.dumps(event, sort_keys=True), reason, ts_exchange_ms, now_ns),
-        )
-        await self.bump_counter("rejected_events")
+        batch = WriteBatch()
+        batch.reject(client_order_id, event_key, event, reason, ts_exchange_ms, now_ns)
+        await self.flush(batch)
 
     async def bump_counter(self, name: str, by: int = 1) -> None:
         await self._conn.execute(
@@ -186,11 +158,9 @@ class Journal:
         ts_exchange_ms: int | None,
         now_ns: int,
     ) -> None:
-        await self._conn.execute(
-            "INSERT INTO transitions (entity, entity_id, from_state, to_state, filled_qty, cause,"
-            " ts_exchange_ms, ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
-            (entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms, now_ns),
-        )
+        batch = WriteBatch()
+        batch.transition(entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms, now_ns)
+        await self.flush(batch)
 
     async def insert_escalation(
         self,
