@@ -118,7 +118,7 @@ class Decision:
 
 def risk_allowed_qty(spec: GroupSpec, hedge_filled_qty: int) -> int:
     """Risk qty that the confirmed hedge fill covers, rounded down to whole risk lots."""
-    covered = hedge_filled_qty * spec.risk.qty // spec.hedge.qty
+    covered = min(hedge_filled_qty * spec.risk.qty // spec.hedge.qty, hedge_filled_qty)  # never more than filled
     return min(spec.risk.qty, covered - covered % spec.risk.lot_size)
 
 

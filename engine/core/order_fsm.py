@@ -77,6 +77,7 @@ TRANSITIONS: dict[OrderStatus, dict[Trigger, OrderStatus]] = {
         T.PARTIALLY_FILLED: S.PENDING_CANCEL,  # a fill racing the cancel: qty moves, state stays
         T.FILLED: S.FILLED,  # the fill won the race; legal
         T.CANCELLED: S.CANCELLED,
+        T.REJECTED: S.REJECTED,  # rejected before our cancel request reached the venue
     },
     S.FILLED: {T.ACK: S.FILLED},
     S.CANCELLED: {T.ACK: S.CANCELLED},

@@ -28,6 +28,7 @@ async def _orphan_for(engine: Engine, ident: str) -> IntentRow:
 
 
 async def _guarded(engine: Engine, actor: Actor, command: str, ident: str) -> IntentRow:
+    engine.check_running()
     try:
         engine.require(actor, Role.OPERATOR, command)
         row = await _orphan_for(engine, ident)
@@ -68,8 +69,11 @@ async def approve_retry(engine: Engine, ident: str, actor: Actor) -> IntentRow:
             ts_updated_local_ns=now,
             last_query_local_ns=0,
         )
-        await _close(engine, row, IntentStatus.RETRY_APPROVED, actor, f"retry approved as {retry.client_order_id}")
-        await engine.journal_and_send(retry)
+        # Closing the orphan and journaling its retry commit together: a crash can never leave an
+        # approval whose attempt does not exist.
+        note = f"retry approved as {retry.client_order_id}"
+        await _close(engine, row, IntentStatus.RETRY_APPROVED, actor, note, retry=retry)
+        await engine.journal_and_send(retry, journaled=True)
         await engine.advance_group(row.group_id)
         return retry
 
@@ -83,7 +87,9 @@ async def abandon(engine: Engine, ident: str, actor: Actor) -> IntentRow:
         return row
 
 
-async def _close(engine: Engine, row: IntentRow, status: IntentStatus, actor: Actor, note: str) -> None:
+async def _close(
+    engine: Engine, row: IntentRow, status: IntentStatus, actor: Actor, note: str, retry: IntentRow | None = None
+) -> None:
     now = engine.now_ns()
     before = row.status
     row.status, row.reason, row.ts_updated_local_ns = status, note, now
@@ -102,5 +108,8 @@ async def _close(engine: Engine, row: IntentRow, status: IntentStatus, actor: Ac
         for esc in await engine.journal.open_escalations_for(row.client_order_id):
             await engine.journal.resolve_escalation(esc, actor.os_user, note, now)
         await engine.audit_in_tx(actor, status.value.lower(), row.client_order_id, {"note": note}, "OK")
+        if retry is not None:
+            await engine.journal.insert_intent(retry)
+            engine.crash("before_retry_commit")
     engine.book.add(row)
     engine.emit({"type": "intent_closed", "client_order_id": row.client_order_id, "status": status.value})

@@ -79,6 +79,7 @@ class Engine:
         self._listeners: list[Listener] = []
         self._settled = asyncio.Event()
         self.failure: BaseException | None = None
+        journal.on_rollback = self._journal_rolled_back
         self.stats = {"events": 0, "duplicates": 0, "rejected": 0, "batches": 0}
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -176,6 +177,7 @@ class Engine:
     async def ingest(self, batch: list[BrokerEvent]) -> None:
         """Apply a batch of events from outside the main loop (tests, tools)."""
         async with self._lock:
+            self.check_running()
             await self.ingest_locked(batch)
 
     async def ingest_locked(self, batch: list[BrokerEvent]) -> None:
@@ -197,6 +199,7 @@ class Engine:
 
     async def launch(self, spec: GroupSpec, actor: Actor) -> GroupState:
         async with self._lock:
+            self.check_running()
             if actor.role is not Role.TRADER:
                 await self.audit(actor, "launch", spec.group_id, {}, "REFUSED")
                 raise RoleError(f"launching a group needs the trader role; {actor.os_user} has role {actor.role}")
@@ -285,11 +288,13 @@ class Engine:
             )
             await self.journal_and_send(row)
 
-    async def journal_and_send(self, row: IntentRow) -> None:
-        """Commit the intent (synchronous=FULL), then call the broker. Never the other way round."""
-        async with self.journal.transaction():
-            await self.journal.insert_intent(row)
-            self.crash("before_intent_commit")
+    async def journal_and_send(self, row: IntentRow, *, journaled: bool = False) -> None:
+        """Commit the intent (synchronous=FULL), then call the broker. Never the other way round.
+        ``journaled``: the caller already committed the intent row in its own transaction."""
+        if not journaled:
+            async with self.journal.transaction():
+                await self.journal.insert_intent(row)
+                self.crash("before_intent_commit")
         self.crash("after_intent_commit")
         self.book.add(row)
         self.emit(
@@ -367,6 +372,18 @@ class Engine:
     def exclusive(self) -> asyncio.Lock:
         """The lock that serialises every decision; commands from outside take it."""
         return self._lock
+
+    def _journal_rolled_back(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+            self.emit({"type": "engine_failure", "error": f"journal transaction rolled back: {exc!r}"})
+            self._settled.set()
+
+    def check_running(self) -> None:
+        """Crash-only: after a failed transaction the in-memory book may be ahead of the journal, so
+        no further command is taken; restart the engine (recovery rebuilds the book)."""
+        if self.failure is not None:
+            raise EngineFailure(f"engine stopped after an error ({self.failure!r}); restart it to recover")
 
     def require(self, actor: Actor, role: Role, command: str) -> None:
         if actor.role is not role:

@@ -58,7 +58,6 @@ class Ingestor:
         result: BatchResult,
         writes: WriteBatch,
     ) -> None:
-        self._clock.observe(event.ts_exchange_ms, now_ns)
         raw = event_to_dict(event)
         if key is None:
             try:
@@ -75,7 +74,6 @@ class Ingestor:
             result.duplicates += 1
             return
         seen.add(key)
-        writes.processed.append((key, row.client_order_id, now_ns))
         if not row.broker_order_id and event.broker_order_id:
             row.broker_order_id = event.broker_order_id
             self._book.by_broker[event.broker_order_id] = row.client_order_id
@@ -89,8 +87,13 @@ class Ingestor:
             if outcome.accepted and event.reason:
                 row.reason = event.reason
         if not outcome.accepted:
+            # The key is not consumed: the same report may be valid later (the table is idempotent),
+            # and refusing it again costs only another rejected_events row.
             self._reject(row, key, raw, outcome.reason, event, now_ns, result, writes)
             return
+        writes.processed.append((key, row.client_order_id, now_ns))
+        # Only accepted events on known orders move broker time: a refused event's stamp is not trusted.
+        self._clock.observe(event.ts_exchange_ms, now_ns)
         self.stage_order_state(row, outcome.state, key, event.ts_exchange_ms, now_ns, writes)
         result.applied += 1
         result.touched_groups.add(row.group_id)
@@ -117,6 +120,10 @@ class Ingestor:
         row.order_status, row.filled_qty = state.status, state.filled_qty
         row.status = self._next_intent_status(row)
         row.ts_updated_local_ns = now_ns
+        if row.ts_ack_exchange_ms is None and ts_exchange_ms is not None and row.status is IntentStatus.SENT:
+            # adopted without an ack (lost ack, crash before the ack was recorded): the first broker
+            # timestamp starts its deadline, so a resting order still times out
+            row.ts_ack_exchange_ms = ts_exchange_ms
         writes.intents[row.client_order_id] = row
         if (row.order_status, row.filled_qty) != before[:2]:
             writes.transition(

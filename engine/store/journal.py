@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,9 @@ class Journal:
         self.path = path
         self.schema_version = 0
         self._depth = 0
+        # Called with the error whenever a transaction rolls back. The engine uses it to stop
+        # taking commands: its in-memory book may already hold what the journal just dropped.
+        self.on_rollback: Callable[[BaseException], None] | None = None
 
     @classmethod
     async def open(cls, path: Path, *, synchronous: str = "FULL", migrations_dir: Path = MIGRATIONS_DIR) -> Journal:
@@ -71,9 +74,11 @@ class Journal:
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             if self._conn.in_transaction:
                 await self._conn.execute("ROLLBACK")
+            if self.on_rollback is not None:
+                self.on_rollback(exc)
             raise
         else:
             await self._conn.execute("COMMIT")

@@ -86,3 +86,10 @@ def test_defect7_group_never_moves_backward_and_failed_is_not_above_completed() 
     assert "absorb" in group_transition_problem(G.FAILED, G.COMPLETED)
     assert group_transition_problem(G.HEDGE_SUBMITTED, G.FAILED) == ""
     assert "before any order" in group_transition_problem(G.HEDGE_SUBMITTED, G.REJECTED)
+
+
+def test_risk_is_never_sold_beyond_the_filled_hedge_even_with_a_larger_risk_leg() -> None:
+    big_risk = spec(hedge_qty=150, risk_qty=600)
+    orders = [order(LegRole.HEDGE, 150, 75, OrderStatus.CANCELLED, wave=3)]
+    d = decide(big_risk, G.HEDGE_PARTIAL, orders, max_waves=3)
+    assert d.place == Wave(LegRole.RISK, 1, 75)
