@@ -19,7 +19,7 @@ from engine.store.rows import IntentRow
 from tests.runtime.harness import OPERATOR, TRADER, Harness, SimulatedCrash, crash_at, group
 
 
-def resting_group(group_id: str = "G1"):  # noqa: ANN201
+def resting_group(group_id: str = "G1"):
     return parse_group(
         {
             "group_id": group_id,
@@ -32,7 +32,7 @@ def resting_group(group_id: str = "G1"):  # noqa: ANN201
     )
 
 
-async def poll(predicate, seconds: float = 5.0) -> bool:  # noqa: ANN001
+async def poll(predicate, seconds: float = 5.0) -> bool:
     for _ in range(int(seconds / 0.01)):
         if await predicate():
             return True
