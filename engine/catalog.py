@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from engine.core.instruments import CatalogError, Instrument, parse_catalog
+from engine.core.margin import MarginModel, MarginModelError, parse_margin_model
 
 RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_CATALOG = RESOURCES_DIR / "instruments.json"
@@ -24,3 +25,15 @@ def load_catalog(path: Path | None = None) -> dict[str, Instrument]:
         return parse_catalog(raw)
     except CatalogError as exc:
         raise CatalogError(f"{target}: {exc}") from exc
+
+
+DEFAULT_MARGIN_MODEL = RESOURCES_DIR / "margin.json"
+
+
+def load_margin_model(path: Path | None = None) -> MarginModel:
+    target = path or DEFAULT_MARGIN_MODEL
+    try:
+        raw = json.loads(target.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MarginModelError(f"cannot read margin model {target}: {exc}") from exc
+    return parse_margin_model(raw)

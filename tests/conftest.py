@@ -8,6 +8,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,19 @@ def _qasync_loop_factory() -> qasync.QEventLoop:
     return loop
 
 
-def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]]:
-    return {"qasync": _qasync_loop_factory}
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], Any]] | None:
+    """GUI tests run on the qasync loop (Qt timers and signals must fire during an await). Engine
+    tests run on the plain asyncio loop, which is what the headless engine runs on in production;
+    they need no Qt, and keeping Qt out of them keeps a Qt fault from masquerading as an engine one."""
+    if "ui" in Path(str(item.path)).relative_to(Path(__file__).parent).parts[:1]:
+        return {"qasync": _qasync_loop_factory}
+    return {"asyncio": _asyncio_loop_factory}
+
+
+def _asyncio_loop_factory() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_record)
+    return loop
 
 
 @pytest.fixture(autouse=True)

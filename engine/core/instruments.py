@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -30,6 +31,8 @@ class Instrument:
     depth_levels: int = 5
     depth_lots_per_level: int = 20
     spread_ticks: int = 1
+    strike_paise: int = 0  # 0 when the symbol is not an option
+    option_type: str = ""  # "CE" or "PE"
 
     def check_qty(self, qty: int) -> str | None:
         """Return why ``qty`` is not tradable as one leg, or None when it is."""
@@ -69,6 +72,8 @@ def round_to_tick(paise: int, tick_paise: int, *, up: bool) -> int:
     return (q + 1) * tick_paise if up else q * tick_paise
 
 
+_OPTION_RE = re.compile(r"^[A-Z]+\d{2}[A-Z]{3}(\d+)(CE|PE)$")
+
 _REQUIRED = ("symbol", "underlying", "lot_size", "tick_size", "freeze_qty", "start_price")
 
 
@@ -97,6 +102,7 @@ def parse_catalog(raw: Any) -> dict[str, Instrument]:
                 depth_levels=_positive_int(item.get("depth_levels", 5), "depth_levels"),
                 depth_lots_per_level=_positive_int(item.get("depth_lots_per_level", 20), "depth_lots_per_level"),
                 spread_ticks=_positive_int(item.get("spread_ticks", 1), "spread_ticks"),
+                **_option_terms(str(item["symbol"])),
             )
         except (InvalidOperation, TypeError, ValueError) as exc:
             raise CatalogError(f"instruments[{i}]: {exc}") from exc
@@ -108,6 +114,14 @@ def parse_catalog(raw: Any) -> dict[str, Instrument]:
             raise CatalogError(f"instruments[{i}]: duplicate symbol {inst.symbol}")
         out[inst.symbol] = inst
     return out
+
+
+def _option_terms(symbol: str) -> dict[str, Any]:
+    """Strike and type from an NSE-style option symbol (NIFTY26DEC24000CE)."""
+    m = _OPTION_RE.match(symbol)
+    if not m:
+        return {}
+    return {"strike_paise": int(m.group(1)) * 100, "option_type": m.group(2)}
 
 
 def _positive_int(value: Any, name: str) -> int:
