@@ -64,6 +64,7 @@ class OrderView:
     fills_qty: int
     status: OrderStatus
     intent_status: IntentStatus
+    purpose: str = "LEG"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +75,20 @@ class LegProgress:
     waves: int
     orphaned: bool  # an operator must decide on an intent of this leg
     abandoned: bool
+    lot_size: int = 1
 
     def done(self, target_qty: int, max_waves: int) -> bool:
         if self.working or self.orphaned:
             return False
-        return self.filled_qty >= target_qty or self.waves >= max_waves or self.abandoned
+        below_one_lot = 0 < target_qty - self.filled_qty < self.lot_size
+        return self.filled_qty >= target_qty or self.waves >= max_waves or self.abandoned or below_one_lot
 
 
 def leg_progress(leg: LegSpec, orders: Iterable[OrderView]) -> LegProgress:
     filled = waves = 0
     working = orphaned = abandoned = False
     for o in orders:
-        if o.role is not leg.role:
+        if o.role is not leg.role or o.purpose != "LEG":
             continue
         waves = max(waves, o.wave)
         status = o.intent_status
@@ -98,7 +101,7 @@ def leg_progress(leg: LegSpec, orders: Iterable[OrderView]) -> LegProgress:
         elif is_working(o.status):
             working = True
         filled += o.filled_qty
-    return LegProgress(leg.qty, filled, working, waves, orphaned, abandoned)
+    return LegProgress(leg.qty, filled, working, waves, orphaned, abandoned, leg.lot_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class Decision:
     reason: str = ""
     place: Wave | None = None
     waiting_on_person: bool = False
+    start_hedge: bool = False
 
 
 def risk_allowed_qty(spec: GroupSpec, hedge_filled_qty: int) -> int:
@@ -122,23 +126,39 @@ def risk_allowed_qty(spec: GroupSpec, hedge_filled_qty: int) -> int:
     return min(spec.risk.qty, covered - covered % spec.risk.lot_size)
 
 
-def decide(spec: GroupSpec, current: GroupState, orders: list[OrderView], max_waves: int) -> Decision:
+@dataclass(frozen=True, slots=True)
+class TreeProgress:
+    """The HEDGE leg as its hedge tree sees it (the runtime computes it from the nodes)."""
+
+    started: bool
+    working: bool  # some node still has orders that may fill, or is waiting to be judged
+    filled_qty: int  # confirmed fills over the whole tree
+    orphaned: bool = False
+
+
+def decide(
+    spec: GroupSpec, current: GroupState, orders: list[OrderView], max_waves: int, hedge: TreeProgress
+) -> Decision:
+    """The next step of a group. The HEDGE leg runs as a hedge tree (partial fills recurse there);
+    the RISK leg is sold in waves against the tree's confirmed fill."""
     if current in TERMINAL_GROUP_STATES or current is G.HEDGED:
         return Decision(current)
-    hedge = leg_progress(spec.hedge, orders)
     risk = leg_progress(spec.risk, orders)
-    person = hedge.orphaned or risk.orphaned
-    if not hedge.done(spec.hedge.qty, max_waves):
-        return _leg_phase(spec.hedge, hedge, spec.hedge.qty, G.HEDGE_SUBMITTED, G.HEDGE_PARTIAL, person)
+    if not hedge.started:
+        return Decision(G.VALIDATED, start_hedge=True)
+    if hedge.working or hedge.orphaned:
+        state = G.HEDGE_PARTIAL if hedge.filled_qty > 0 else G.HEDGE_SUBMITTED
+        why = "waiting on an operator for an orphaned intent" if hedge.orphaned else ""
+        return Decision(state, why, waiting_on_person=hedge.orphaned)
     if hedge.filled_qty == 0:
-        return Decision(G.FAILED, f"hedge leg got no fill in {hedge.waves} wave(s); nothing was sold")
+        return Decision(G.FAILED, "hedge leg got no fill; nothing was sold")
     allowed = risk_allowed_qty(spec, hedge.filled_qty)
     if allowed == 0:
         return Decision(G.FAILED, f"hedge fill {hedge.filled_qty} covers less than one risk lot; hedge long left open")
     if risk.waves == 0:
         return Decision(G.HEDGE_FILLED, place=Wave(spec.risk.role, 1, allowed))
     if not risk.done(allowed, max_waves):
-        return _leg_phase(spec.risk, risk, allowed, G.RISK_SUBMITTED, G.RISK_PARTIAL, person)
+        return _leg_phase(spec.risk, risk, allowed, G.RISK_SUBMITTED, G.RISK_PARTIAL, risk.orphaned)
     if risk.filled_qty == 0:
         return Decision(
             G.FAILED, f"risk leg got no fill in {risk.waves} wave(s); hedge long {hedge.filled_qty} left open"
@@ -150,8 +170,7 @@ def decide(spec: GroupSpec, current: GroupState, orders: list[OrderView], max_wa
         shortfalls.append(f"hedge filled {hedge.filled_qty} of {spec.hedge.qty}")
     if risk.filled_qty < spec.risk.qty:
         shortfalls.append(f"risk filled {risk.filled_qty} of {spec.risk.qty}")
-    note = "; ".join(shortfalls)
-    return Decision(G.HEDGED, note)
+    return Decision(G.HEDGED, "; ".join(shortfalls))
 
 
 def _leg_phase(
@@ -163,8 +182,6 @@ def _leg_phase(
     waiting_on_person: bool,
 ) -> Decision:
     state = partial if progress.filled_qty > 0 else submitted
-    if progress.waves == 0 and leg.role is LegRole.HEDGE:
-        return Decision(G.VALIDATED, place=Wave(leg.role, 1, target_qty))
     if progress.working or waiting_on_person:
         why = "waiting on an operator for an orphaned intent" if waiting_on_person else ""
         return Decision(state, why, waiting_on_person=waiting_on_person)

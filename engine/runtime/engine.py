@@ -14,14 +14,18 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from engine.broker.port import Broker
+from engine.catalog import load_margin_model
 from engine.core import order_fsm
 from engine.core.clock import BrokerClock
 from engine.core.events import Ambiguous, BrokerEvent, OrderRequest, Rejected
 from engine.core.groups import GroupSpec
-from engine.core.instruments import Instrument
+from engine.core.hedge_tree import NodeKind
+from engine.core.instruments import Instrument, paise_to_str
 from engine.core.lifecycle import Wave, decide, group_transition_problem
+from engine.core.margin import MarginModel, group_margin_paise
 from engine.core.model import GroupState, IntentStatus, OrderStatus, OrderType, Role
 from engine.core.slicing import slice_qty
+from engine.core.trading_state import TradingState
 from engine.runtime.ingest import Ingestor
 from engine.runtime.state import (
     Actor,
@@ -61,6 +65,7 @@ class Engine:
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         id_factory: Callable[[], str] = new_client_order_id,
         crash_hook: CrashHook = _no_crash,
+        margin_model: MarginModel | None = None,
     ) -> None:
         self.journal = journal
         self.broker = broker
@@ -79,6 +84,8 @@ class Engine:
         self._listeners: list[Listener] = []
         self._settled = asyncio.Event()
         self.failure: BaseException | None = None
+        self.margin_model = margin_model or load_margin_model()
+        self.trading_state = TradingState.ACTIVE
         journal.on_rollback = self._journal_rolled_back
         self.stats = {"events": 0, "duplicates": 0, "rejected": 0, "batches": 0}
 
@@ -205,29 +212,74 @@ class Engine:
                 raise RoleError(f"launching a group needs the trader role; {actor.os_user} has role {actor.role}")
             if spec.group_id in self.book.groups or spec.group_id in await self.journal.group_ids():
                 raise CommandError(f"group {spec.group_id} already exists; a group is launched once")
+            if self.trading_state is not TradingState.ACTIVE:
+                why = f"trading is {self.trading_state.value}: no new groups (cancels and hedges still pass)"
+                await self.audit(actor, "launch", spec.group_id, {"refused": why}, "REFUSED")
+                raise CommandError(why)
+            margin = group_margin_paise(spec, self.catalog, self.margin_model)
+            available = self.margin_model.available_paise - await self.margin_in_use()
             now = self.now_ns()
             async with self.journal.transaction():
                 await self.journal.insert_group(spec, GroupState.CREATED, "", now)
+                await self.journal.set_group_margin(spec.group_id, margin)
                 await self.audit_in_tx(actor, "launch", spec.group_id, spec.to_json(), "OK")
             self.book.groups[spec.group_id] = GroupRuntime(spec, GroupState.CREATED)
-            self.emit({"type": "group_launched", "group_id": spec.group_id})
+            self.emit({"type": "group_launched", "group_id": spec.group_id, "margin_paise": margin})
+            if margin > available:
+                why = (
+                    f"worst-case margin {paise_to_str(margin)} exceeds available margin "
+                    f"{paise_to_str(max(0, available))}; nothing was sent"
+                )
+                await self._set_group_state(self.book.groups[spec.group_id], GroupState.REJECTED, why)
+                self._update_settled()
+                return GroupState.REJECTED
             await self.advance_group(spec.group_id)
             self._update_settled()
             return self.book.groups[spec.group_id].state
 
     async def advance_group(self, group_id: str) -> None:
+        from engine.runtime import hedging
+
         group = self.book.groups.get(group_id)
         if group is None:
             return
-        for _ in range(100):  # each pass either settles or sends one wave; bounded by max_waves
+        for _ in range(100):  # each pass settles or sends one batch of orders; bounded by depth and waves
+            await hedging.service_nodes(self, group)
+            if group.state not in (GroupState.CREATED, GroupState.REJECTED):
+                gap = hedging.uncovered_exposure(self, group)
+                if gap > 0:  # interim exposure: hedge it now, from confirmed fills
+                    await hedging.start_node(
+                        self, group_id, NodeKind.INTERIM, group.spec.hedge.symbol, group.spec.hedge.side, gap
+                    )
+                    continue
             rows = self.book.of_group(group_id)
-            decision = decide(group.spec, group.state, [r.view() for r in rows], self.config.max_waves)
+            progress = hedging.tree_progress(self, group_id)
+            decision = decide(group.spec, group.state, [r.view() for r in rows], self.config.max_waves, progress)
             group.waiting_on_person = decision.waiting_on_person
             await self._set_group_state(group, decision.state, decision.reason)
+            if decision.start_hedge:
+                await hedging.start_node(
+                    self,
+                    group_id,
+                    NodeKind.LEG,
+                    group.spec.hedge.symbol,
+                    group.spec.hedge.side,
+                    group.spec.hedge.qty,
+                    reduces_exposure=False,
+                    limit_price_paise=group.spec.hedge.limit_price_paise,
+                )
+                continue
             if decision.place is None:
                 return
             await self._send_wave(group, decision.place)
         raise EngineFailure(f"group {group_id} did not settle after 100 planning passes")
+
+    async def margin_in_use(self) -> int:
+        rows = await self.journal.fetch(
+            "SELECT COALESCE(SUM(margin_paise), 0) FROM groups WHERE state NOT IN ('COMPLETED','REJECTED','FAILED',"
+            "'CANCELLED')"
+        )
+        return int(rows[0][0])
 
     async def _set_group_state(self, group: GroupRuntime, state: GroupState, reason: str) -> None:
         if state == group.state and reason == group.reason:

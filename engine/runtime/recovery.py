@@ -17,6 +17,7 @@ from engine.core.clock import deadline_passed
 from engine.core.events import BrokerEvent, OrderSnapshot
 from engine.core.groups import GroupSpec, LegSpec
 from engine.core.model import TERMINAL_GROUP_STATES, GroupState, IntentStatus, LegRole, OrderStatus, Side
+from engine.core.trading_state import TradingState
 from engine.runtime.ingest import snapshot_events
 from engine.runtime.state import GroupRuntime
 from engine.store.rows import IntentRow
@@ -55,6 +56,14 @@ async def load_book(engine: Engine) -> None:
         params += open_ids
     for row in await j.load_intents(where, params):
         engine.book.add(row)
+    node_where = "status='WORKING'"
+    node_params: tuple[str, ...] = ()
+    if open_ids:
+        node_where += f" OR group_id IN ({','.join('?' * len(open_ids))})"
+        node_params = open_ids
+    for node in await j.load_nodes(node_where, node_params):
+        engine.book.nodes[node.node_id] = node
+    engine.trading_state = TradingState(await j.setting("trading_state", TradingState.ACTIVE.value))
 
 
 async def recover(engine: Engine, *, resume: bool = True) -> dict[str, int]:

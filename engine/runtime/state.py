@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.groups import GroupSpec
+from engine.core.hedge_tree import NodeStatus
 from engine.core.model import (
     TERMINAL_GROUP_STATES,
     GroupState,
@@ -16,7 +17,7 @@ from engine.core.model import (
     OrderStatus,
     Role,
 )
-from engine.store.rows import IntentRow
+from engine.store.rows import IntentRow, NodeRow
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -49,7 +50,8 @@ class GroupRuntime:
 
 @dataclass
 class EngineConfig:
-    max_waves: int = 3  # orders per leg before the engine settles for what filled
+    max_waves: int = 3  # RISK-leg waves before the engine settles for what filled
+    max_hedge_depth: int = 3  # hedge-tree depth; past it the remainder is escalated
     order_timeout_ms: int = 5_000  # broker time a working order may rest before it is cancelled
     resolve_after_ms: int = 300  # local monotonic wait before asking the broker about an order
     unknown_lookups_before_orphan: int = 3
@@ -63,6 +65,7 @@ class Book:
     intents: dict[str, IntentRow] = field(default_factory=dict)
     by_broker: dict[str, str] = field(default_factory=dict)
     unknown_lookups: dict[str, int] = field(default_factory=dict)
+    nodes: dict[str, NodeRow] = field(default_factory=dict)
 
     def add(self, row: IntentRow) -> None:
         self.intents[row.client_order_id] = row
@@ -80,6 +83,10 @@ class Book:
 
     def settled(self) -> bool:
         if not all(g.settled for g in self.groups.values()):
+            return False
+        working = {n.node_id for n in self.nodes.values() if n.status is NodeStatus.WORKING}
+        waiting = {r.hedge_node_id for r in self.intents.values() if r.status is IntentStatus.ORPHANED}
+        if working - waiting:  # a node waiting only on an operator is settled for now
             return False
         return not any(
             r.fills_qty < r.filled_qty or r.status in (IntentStatus.PENDING, IntentStatus.UNKNOWN)

@@ -19,10 +19,19 @@ from typing import Any
 import aiosqlite
 
 from engine.core.groups import GroupSpec
-from engine.core.model import GroupState
+from engine.core.hedge_tree import NodeKind, NodeStatus
+from engine.core.model import GroupState, Side
 from engine.store.batch import WriteBatch
 from engine.store.migrations import MIGRATIONS_DIR, JournalError, migrate
-from engine.store.rows import INTENT_COLUMNS, IntentRow, intent_from_db, intent_values
+from engine.store.rows import (
+    INTENT_COLUMNS,
+    NODE_COLUMNS,
+    IntentRow,
+    NodeRow,
+    intent_from_db,
+    intent_values,
+    node_values,
+)
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 
@@ -117,6 +126,9 @@ class Journal:
             "UPDATE groups SET state=?, reason=?, ts_updated_local_ns=? WHERE group_id=?",
             (state.value, reason, now_ns, group_id),
         )
+
+    async def set_group_margin(self, group_id: str, margin_paise: int) -> None:
+        await self._conn.execute("UPDATE groups SET margin_paise=? WHERE group_id=?", (margin_paise, group_id))
 
     async def insert_intent(self, row: IntentRow) -> None:
         marks = ",".join("?" * len(INTENT_COLUMNS))
@@ -266,6 +278,64 @@ class Journal:
             )
             found.update(str(r[0]) for r in rows)
         return found
+
+    async def insert_node(self, node: NodeRow) -> None:
+        marks = ",".join("?" * len(NODE_COLUMNS))
+        await self._conn.execute(
+            f"INSERT INTO hedge_nodes ({','.join(NODE_COLUMNS)}) VALUES ({marks})", node_values(node)
+        )
+
+    async def update_node(self, node: NodeRow) -> None:
+        await self._conn.execute(
+            "UPDATE hedge_nodes SET filled_qty=?, status=?, reason=?, escalation_id=?, ts_updated_local_ns=?"
+            " WHERE node_id=?",
+            (
+                node.filled_qty,
+                node.status.value,
+                node.reason,
+                node.escalation_id,
+                node.ts_updated_local_ns,
+                node.node_id,
+            ),
+        )
+
+    async def load_nodes(self, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[NodeRow]:
+        rows = await self.fetch(
+            f"SELECT {','.join(NODE_COLUMNS)} FROM hedge_nodes WHERE {where} ORDER BY rowid", params
+        )
+        out = []
+        for r in rows:
+            d = dict(zip(NODE_COLUMNS, r, strict=True))
+            out.append(
+                NodeRow(
+                    node_id=str(d["node_id"]),
+                    group_id=str(d["group_id"]),
+                    parent_id=None if d["parent_id"] is None else str(d["parent_id"]),
+                    depth=int(d["depth"]),
+                    kind=NodeKind(str(d["kind"])),
+                    symbol=str(d["symbol"]),
+                    side=Side(str(d["side"])),
+                    lot_size=int(d["lot_size"]),
+                    target_qty=int(d["target_qty"]),
+                    filled_qty=int(d["filled_qty"]),
+                    status=NodeStatus(str(d["status"])),
+                    reason=str(d["reason"]),
+                    escalation_id=None if d["escalation_id"] is None else int(d["escalation_id"]),
+                    ts_created_local_ns=int(d["ts_created_local_ns"]),
+                    ts_updated_local_ns=int(d["ts_updated_local_ns"]),
+                )
+            )
+        return out
+
+    async def set_setting(self, key: str, value: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    async def setting(self, key: str, default: str) -> str:
+        rows = await self.fetch("SELECT value FROM settings WHERE key=?", (key,))
+        return str(rows[0][0]) if rows else default
 
     # --- reads ------------------------------------------------------------------------------
 

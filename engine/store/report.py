@@ -11,8 +11,10 @@ from engine.store.journal import Journal
 
 async def journal_document(journal: Journal) -> dict[str, Any]:
     groups = [
-        {"group_id": g, "template": t, "state": s, "reason": r}
-        for g, t, s, r in await journal.fetch("SELECT group_id, template, state, reason FROM groups ORDER BY rowid")
+        {"group_id": g, "template": t, "state": s, "reason": r, "margin_paise": m}
+        for g, t, s, r, m in await journal.fetch(
+            "SELECT group_id, template, state, reason, margin_paise FROM groups ORDER BY rowid"
+        )
     ]
     intents = [
         {
@@ -31,6 +33,8 @@ async def journal_document(journal: Journal) -> dict[str, Any]:
             "broker_order_id": r.broker_order_id,
             "filled_qty": r.filled_qty,
             "reason": r.reason,
+            "purpose": r.purpose,
+            "hedge_node_id": r.hedge_node_id,
         }
         for r in await journal.load_intents()
     ]
@@ -67,8 +71,27 @@ async def journal_document(journal: Journal) -> dict[str, Any]:
             " acknowledged_by FROM escalations ORDER BY escalation_id"
         )
     ]
+    hedge_nodes = [
+        {
+            "node_id": n.node_id,
+            "group_id": n.group_id,
+            "parent_id": n.parent_id,
+            "depth": n.depth,
+            "kind": n.kind.value,
+            "symbol": n.symbol,
+            "side": n.side.value,
+            "target_qty": n.target_qty,
+            "filled_qty": n.filled_qty,
+            "status": n.status.value,
+            "reason": n.reason,
+            "escalation_id": n.escalation_id,
+        }
+        for n in await journal.load_nodes()
+    ]
     return {
         "schema_version": journal.schema_version,
+        "hedge_nodes": hedge_nodes,
+        "trading_state": await journal.setting("trading_state", "ACTIVE"),
         "groups": groups,
         "intents": intents,
         "fills": fills,

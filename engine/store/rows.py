@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.core.hedge_tree import NodeKind, NodeStatus
 from engine.core.lifecycle import OrderView
 from engine.core.model import IntentStatus, LegRole, OrderStatus, OrderType, Side
 from engine.core.order_fsm import OrderState
@@ -33,6 +34,9 @@ class IntentRow:
     ts_created_local_ns: int = 0
     ts_ack_exchange_ms: int | None = None
     ts_updated_local_ns: int = 0
+    purpose: str = "LEG"  # LEG, HEDGE (a hedge-tree node's order), STOP, FALLBACK, EXIT
+    hedge_node_id: str | None = None
+    trigger_price_paise: int | None = None
     # not persisted: when the runtime last asked the broker about this order
     last_query_local_ns: int = field(default=0, compare=False)
 
@@ -50,6 +54,7 @@ class IntentRow:
             self.fills_qty,
             self.order_status,
             self.status,
+            self.purpose,
         )
 
 
@@ -74,6 +79,9 @@ INTENT_COLUMNS = (
     "ts_created_local_ns",
     "ts_ack_exchange_ms",
     "ts_updated_local_ns",
+    "purpose",
+    "hedge_node_id",
+    "trigger_price_paise",
 )
 
 
@@ -104,4 +112,51 @@ def intent_from_db(values: tuple[object, ...]) -> IntentRow:
         ts_created_local_ns=int(str(d["ts_created_local_ns"])),
         ts_ack_exchange_ms=None if d["ts_ack_exchange_ms"] is None else int(str(d["ts_ack_exchange_ms"])),
         ts_updated_local_ns=int(str(d["ts_updated_local_ns"])),
+        purpose=str(d["purpose"]),
+        hedge_node_id=None if d["hedge_node_id"] is None else str(d["hedge_node_id"]),
+        trigger_price_paise=None if d["trigger_price_paise"] is None else int(str(d["trigger_price_paise"])),
     )
+
+
+@dataclass
+class NodeRow:
+    """One node of the hedge recursion tree."""
+
+    node_id: str
+    group_id: str
+    parent_id: str | None
+    depth: int
+    kind: NodeKind
+    symbol: str
+    side: Side
+    lot_size: int
+    target_qty: int
+    filled_qty: int = 0
+    status: NodeStatus = NodeStatus.WORKING
+    reason: str = ""
+    escalation_id: int | None = None
+    ts_created_local_ns: int = 0
+    ts_updated_local_ns: int = 0
+
+
+NODE_COLUMNS = (
+    "node_id",
+    "group_id",
+    "parent_id",
+    "depth",
+    "kind",
+    "symbol",
+    "side",
+    "lot_size",
+    "target_qty",
+    "filled_qty",
+    "status",
+    "reason",
+    "escalation_id",
+    "ts_created_local_ns",
+    "ts_updated_local_ns",
+)
+
+
+def node_values(row: NodeRow) -> tuple[object, ...]:
+    return tuple(v.value if hasattr(v, "value") else v for v in (getattr(row, c) for c in NODE_COLUMNS))

@@ -1,13 +1,15 @@
-"""Group lifecycle: derived from orders, forward only; risk sold only against filled hedge."""
+"""Group lifecycle: derived from orders, forward only; risk sold only against the confirmed fill
+of the hedge tree."""
 
 from __future__ import annotations
 
 from engine.catalog import load_catalog
 from engine.core.groups import GroupSpec, parse_group
-from engine.core.lifecycle import OrderView, Wave, decide, group_transition_problem
+from engine.core.lifecycle import OrderView, TreeProgress, Wave, decide, group_transition_problem
 from engine.core.model import GroupState, IntentStatus, LegRole, OrderStatus
 
 G = GroupState
+NOT_STARTED = TreeProgress(started=False, working=False, filled_qty=0)
 
 
 def spec(hedge_qty: int = 300, risk_qty: int = 300) -> GroupSpec:
@@ -23,8 +25,11 @@ def spec(hedge_qty: int = 300, risk_qty: int = 300) -> GroupSpec:
     )
 
 
-def order(
-    role: LegRole,
+def done(filled: int) -> TreeProgress:
+    return TreeProgress(started=True, working=False, filled_qty=filled)
+
+
+def risk_order(
     qty: int,
     filled: int,
     status: OrderStatus,
@@ -32,50 +37,57 @@ def order(
     fills: int | None = None,
     intent: IntentStatus = IntentStatus.SENT,
 ) -> OrderView:
-    return OrderView(f"{role}{wave}{qty}", role, wave, qty, filled, filled if fills is None else fills, status, intent)
+    return OrderView(
+        f"R{wave}{qty}", LegRole.RISK, wave, qty, filled, filled if fills is None else fills, status, intent
+    )
 
 
-def test_a_new_group_sends_its_hedge_leg_first() -> None:
-    d = decide(spec(), G.CREATED, [], max_waves=3)
-    assert d.place == Wave(LegRole.HEDGE, 1, 300)
+def test_a_new_group_starts_its_hedge_tree_first() -> None:
+    d = decide(spec(), G.CREATED, [], max_waves=3, hedge=NOT_STARTED)
+    assert d.start_hedge and d.place is None and d.state is G.VALIDATED
 
 
-def test_risk_leg_is_sized_to_the_filled_hedge_only() -> None:
-    orders = [order(LegRole.HEDGE, 300, 150, OrderStatus.CANCELLED, wave=3)]
-    d = decide(spec(), G.HEDGE_PARTIAL, orders, max_waves=3)
+def test_no_risk_order_while_the_hedge_tree_is_working() -> None:
+    d = decide(spec(), G.HEDGE_SUBMITTED, [], 3, TreeProgress(started=True, working=True, filled_qty=150))
+    assert d.state is G.HEDGE_PARTIAL and d.place is None
+
+
+def test_risk_leg_is_sized_to_the_confirmed_hedge_fill_only() -> None:
+    d = decide(spec(), G.HEDGE_PARTIAL, [], 3, done(150))
     assert d.state is G.HEDGE_FILLED
     assert d.place == Wave(LegRole.RISK, 1, 150)
 
 
-def test_no_risk_order_while_the_hedge_is_still_working() -> None:
-    d = decide(spec(), G.HEDGE_SUBMITTED, [order(LegRole.HEDGE, 300, 150, OrderStatus.PARTIALLY_FILLED)], 3)
-    assert d.state is G.HEDGE_PARTIAL and d.place is None
+def test_risk_is_never_sold_beyond_the_filled_hedge_even_with_a_larger_risk_leg() -> None:
+    d = decide(spec(hedge_qty=150, risk_qty=600), G.HEDGE_PARTIAL, [], 3, done(75))
+    assert d.place == Wave(LegRole.RISK, 1, 75)
 
 
-def test_partial_hedge_gets_another_wave_for_the_remainder() -> None:
-    d = decide(spec(), G.HEDGE_PARTIAL, [order(LegRole.HEDGE, 300, 75, OrderStatus.CANCELLED)], 3)
-    assert d.place == Wave(LegRole.HEDGE, 2, 225)
+def test_partial_risk_gets_another_wave_for_the_remainder() -> None:
+    d = decide(spec(), G.RISK_SUBMITTED, [risk_order(300, 75, OrderStatus.CANCELLED)], 3, done(300))
+    assert d.place == Wave(LegRole.RISK, 2, 225)
 
 
 def test_hedged_needs_every_fill_report() -> None:
-    orders = [
-        order(LegRole.HEDGE, 300, 300, OrderStatus.FILLED),
-        order(LegRole.RISK, 300, 300, OrderStatus.FILLED, fills=225),
-    ]
-    assert decide(spec(), G.RISK_SUBMITTED, orders, 3).state is G.RISK_FILLED
-    orders[1] = order(LegRole.RISK, 300, 300, OrderStatus.FILLED)
-    assert decide(spec(), G.RISK_FILLED, orders, 3).state is G.HEDGED
+    orders = [risk_order(300, 300, OrderStatus.FILLED, fills=225)]
+    assert decide(spec(), G.RISK_SUBMITTED, orders, 3, done(300)).state is G.RISK_FILLED
+    orders = [risk_order(300, 300, OrderStatus.FILLED)]
+    assert decide(spec(), G.RISK_FILLED, orders, 3, done(300)).state is G.HEDGED
 
 
 def test_unfilled_hedge_fails_the_group_and_sells_nothing() -> None:
-    orders = [order(LegRole.HEDGE, 300, 0, OrderStatus.CANCELLED, wave=w) for w in (1, 2, 3)]
-    d = decide(spec(), G.HEDGE_SUBMITTED, orders, 3)
+    d = decide(spec(), G.HEDGE_SUBMITTED, [], 3, done(0))
     assert d.state is G.FAILED and d.place is None
 
 
-def test_orphaned_intent_makes_the_group_wait_on_a_person() -> None:
-    orders = [order(LegRole.HEDGE, 300, 0, OrderStatus.INTENT, intent=IntentStatus.ORPHANED)]
-    d = decide(spec(), G.HEDGE_SUBMITTED, orders, 3)
+def test_orphaned_hedge_intent_makes_the_group_wait_on_a_person() -> None:
+    d = decide(spec(), G.HEDGE_SUBMITTED, [], 3, TreeProgress(started=True, working=True, filled_qty=0, orphaned=True))
+    assert d.waiting_on_person and d.place is None
+
+
+def test_orphaned_risk_intent_makes_the_group_wait_on_a_person() -> None:
+    orders = [risk_order(300, 0, OrderStatus.INTENT, intent=IntentStatus.ORPHANED)]
+    d = decide(spec(), G.RISK_SUBMITTED, orders, 3, done(300))
     assert d.waiting_on_person and d.place is None
 
 
@@ -86,10 +98,3 @@ def test_defect7_group_never_moves_backward_and_failed_is_not_above_completed() 
     assert "absorb" in group_transition_problem(G.FAILED, G.COMPLETED)
     assert group_transition_problem(G.HEDGE_SUBMITTED, G.FAILED) == ""
     assert "before any order" in group_transition_problem(G.HEDGE_SUBMITTED, G.REJECTED)
-
-
-def test_risk_is_never_sold_beyond_the_filled_hedge_even_with_a_larger_risk_leg() -> None:
-    big_risk = spec(hedge_qty=150, risk_qty=600)
-    orders = [order(LegRole.HEDGE, 150, 75, OrderStatus.CANCELLED, wave=3)]
-    d = decide(big_risk, G.HEDGE_PARTIAL, orders, max_waves=3)
-    assert d.place == Wave(LegRole.RISK, 1, 75)

@@ -61,7 +61,7 @@ async def test_after_a_rolled_back_transaction_the_engine_takes_no_more_commands
 async def test_order_adopted_without_an_ack_still_times_out_in_broker_time(harness: Harness) -> None:
     exchange_ms = [1_800_000_000_000]
     await harness.open_broker(FaultProfile(lost_ack_rate=1.0), exchange_clock=lambda: exchange_ms[0])
-    engine = await harness.start(config=EngineConfig(order_timeout_ms=1000, max_waves=1), fake_clock=True)
+    engine = await harness.start(config=EngineConfig(order_timeout_ms=1000, max_hedge_depth=0), fake_clock=True)
     await engine.launch(resting_group(), TRADER)
     journal = harness.journal
     assert journal
