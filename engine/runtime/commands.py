@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from engine.core.model import IntentStatus, OrderStatus, Role
+from engine.core.hedge_tree import NodeKind
+from engine.core.model import IntentStatus, OrderStatus, Role, Side
+from engine.core.trading_state import TradingState, order_refusal
+from engine.runtime import hedging
 from engine.runtime.ingest import snapshot_events
 from engine.runtime.state import Actor, CommandError, RoleError
 from engine.store.rows import IntentRow
@@ -75,6 +78,7 @@ async def approve_retry(engine: Engine, ident: str, actor: Actor) -> IntentRow:
         await _close(engine, row, IntentStatus.RETRY_APPROVED, actor, note, retry=retry)
         await engine.journal_and_send(retry, journaled=True)
         await engine.advance_group(row.group_id)
+        engine.refresh_settled()
         return retry
 
 
@@ -84,6 +88,7 @@ async def abandon(engine: Engine, ident: str, actor: Actor) -> IntentRow:
         row = await _guarded(engine, actor, "abandon", ident)
         await _close(engine, row, IntentStatus.ABANDONED, actor, "abandoned by operator")
         await engine.advance_group(row.group_id)
+        engine.refresh_settled()
         return row
 
 
@@ -113,3 +118,73 @@ async def _close(
             engine.crash("before_retry_commit")
     engine.book.add(row)
     engine.emit({"type": "intent_closed", "client_order_id": row.client_order_id, "status": status.value})
+
+
+async def acknowledge(engine: Engine, escalation_id: int, actor: Actor) -> None:
+    """Risk staff acknowledge an escalation: who, in which role, and when is recorded."""
+    async with engine.exclusive():
+        engine.check_running()
+        try:
+            engine.require(actor, Role.RISK, "acknowledge")
+            rows = await engine.journal.fetch("SELECT status FROM escalations WHERE escalation_id=?", (escalation_id,))
+            if not rows:
+                raise CommandError(f"escalation {escalation_id} does not exist")
+            if rows[0][0] != "OPEN":
+                raise CommandError(f"escalation {escalation_id} is {rows[0][0]}; only an OPEN one is acknowledged")
+        except (RoleError, CommandError) as exc:
+            await engine.audit(actor, "acknowledge", str(escalation_id), {"refused": str(exc)}, "REFUSED")
+            raise
+        now = engine.now_ns()
+        async with engine.journal.transaction():
+            await engine.journal.acknowledge_escalation(escalation_id, actor.os_user, actor.role.value, now)
+            await engine.audit_in_tx(actor, "acknowledge", str(escalation_id), {}, "OK")
+        engine.emit({"type": "escalation_acknowledged", "escalation_id": escalation_id, "by": actor.os_user})
+
+
+async def manual_hedge(engine: Engine, group_id: str, symbol: str, side: Side, qty: int, actor: Actor) -> str:
+    """A trader's manual hedge: a depth-0 MANUAL node through the journal and the hedge tree."""
+    async with engine.exclusive():
+        engine.check_running()
+        detail = {"group_id": group_id, "symbol": symbol, "side": side.value, "qty": qty}
+        try:
+            engine.require(actor, Role.TRADER, "manual_hedge")
+            if group_id not in engine.book.groups and group_id not in await engine.journal.group_ids():
+                raise CommandError(f"group {group_id} does not exist")
+            inst = engine.catalog.get(symbol)
+            if inst is None:
+                raise CommandError(f"unknown symbol {symbol!r}")
+            problem = inst.check_qty(qty)
+            if problem:
+                raise CommandError(problem)
+            refusal = order_refusal(engine.trading_state, reduces_exposure=True)
+            if refusal:
+                raise CommandError(refusal)
+        except (RoleError, CommandError) as exc:
+            await engine.audit(actor, "manual_hedge", group_id, {**detail, "refused": str(exc)}, "REFUSED")
+            raise
+        await engine.audit(actor, "manual_hedge", group_id, detail, "OK")
+        node = await hedging.start_node(engine, group_id, NodeKind.MANUAL, symbol, side, qty)
+        engine.refresh_settled()
+        return node.node_id
+
+
+async def set_trading_state(engine: Engine, state: TradingState, actor: Actor) -> None:
+    """The kill switch. Anyone may HALT or move to REDUCING; only risk staff may lift a restriction
+    back to ACTIVE. Persisted and audited; cancels always pass whatever the state."""
+    async with engine.exclusive():
+        previous = engine.trading_state
+        tightening = _STRICTNESS[state] >= _STRICTNESS[previous]
+        try:
+            if not tightening:
+                engine.require(actor, Role.RISK, f"moving trading from {previous.value} to {state.value}")
+        except RoleError as exc:
+            await engine.audit(actor, "set_trading_state", state.value, {"refused": str(exc)}, "REFUSED")
+            raise
+        async with engine.journal.transaction():
+            await engine.journal.set_setting("trading_state", state.value)
+            await engine.audit_in_tx(actor, "set_trading_state", state.value, {"from": previous.value}, "OK")
+        engine.trading_state = state
+        engine.emit({"type": "trading_state", "state": state.value, "by": actor.os_user})
+
+
+_STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}

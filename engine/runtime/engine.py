@@ -164,7 +164,7 @@ class Engine:
                     from engine.runtime.recovery import on_tick
 
                     await on_tick(self)
-                    self._update_settled()
+                    self.refresh_settled()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # crash-only: stop deciding, keep what is committed
@@ -173,7 +173,7 @@ class Engine:
             self.emit({"type": "engine_failure", "error": repr(exc)})
             self._settled.set()
 
-    def _update_settled(self) -> None:
+    def refresh_settled(self) -> None:
         if self.book.settled():
             self._settled.set()
         else:
@@ -231,10 +231,10 @@ class Engine:
                     f"{paise_to_str(max(0, available))}; nothing was sent"
                 )
                 await self._set_group_state(self.book.groups[spec.group_id], GroupState.REJECTED, why)
-                self._update_settled()
+                self.refresh_settled()
                 return GroupState.REJECTED
             await self.advance_group(spec.group_id)
-            self._update_settled()
+            self.refresh_settled()
             return self.book.groups[spec.group_id].state
 
     async def advance_group(self, group_id: str) -> None:

@@ -199,6 +199,13 @@ class Journal:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    async def acknowledge_escalation(self, escalation_id: int, by: str, role: str, now_ns: int) -> None:
+        await self._conn.execute(
+            "UPDATE escalations SET status='ACKNOWLEDGED', acknowledged_by=?, acknowledged_role=?,"
+            " ts_acknowledged_local_ns=? WHERE escalation_id=? AND status='OPEN'",
+            (by, role, now_ns, escalation_id),
+        )
+
     async def resolve_escalation(self, escalation_id: int, by: str, resolution: str, now_ns: int) -> None:
         await self._conn.execute(
             "UPDATE escalations SET status='RESOLVED', resolved_by=?, resolution=?, ts_resolved_local_ns=?"
