@@ -57,7 +57,7 @@ async def test_each_role_can_give_exactly_its_own_commands(harness: Harness) -> 
         "abandon": OPERATOR,
     }
 
-    async def give(command: str, actor) -> None:  # noqa: ANN001
+    async def give(command: str, actor) -> None:
         if command == "launch":
             await engine.launch(group(f"L{actor.role.value}"), actor)
         elif command == "manual_hedge":
