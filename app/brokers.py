@@ -1,11 +1,12 @@
-"""Broker URLs: ``paper:STATEFILE`` (in-process paper exchange). ``ws://`` arrives with the
-exchange server."""
+"""Broker URLs: ``paper:STATEFILE`` (in-process paper exchange) and ``ws://HOST:PORT`` (the paper
+exchange server, ``trading-desk exchange``; options such as ``?request_timeout_ms=1500``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from engine.broker.paper import PaperBroker
+from engine.broker.ws import BrokerUnavailable, WsBroker, parse_ws_url
 from engine.core.instruments import Instrument
 from engine.paper.faults import profile_from_name
 
@@ -16,7 +17,7 @@ class BrokerUrlError(ValueError):
 
 async def open_broker(
     url: str, catalog: dict[str, Instrument], *, faults: str = "none", seed: int = 1, auto_tick: bool = True
-) -> PaperBroker:
+) -> PaperBroker | WsBroker:
     if url.startswith("paper:"):
         state = Path(url.removeprefix("paper:"))
         if not state.name:
@@ -25,5 +26,13 @@ async def open_broker(
             raise BrokerUrlError(f"directory {state.parent} for the paper exchange state does not exist")
         return await PaperBroker.open(state, catalog, profile_from_name(faults, seed), seed=seed, auto_tick=auto_tick)
     if url.startswith("ws://"):
-        raise BrokerUrlError(f"broker URL {url!r}: the websocket exchange client is not part of this build yet")
+        # Faults and the seed belong to the exchange server (trading-desk exchange --faults/--seed).
+        try:
+            bare, options = parse_ws_url(url)
+        except ValueError as exc:
+            raise BrokerUrlError(str(exc)) from exc
+        try:
+            return await WsBroker.open(bare, **options)
+        except BrokerUnavailable as exc:
+            raise BrokerUrlError(str(exc)) from exc
     raise BrokerUrlError(f"broker URL {url!r} is not paper:STATEFILE or ws://HOST:PORT")

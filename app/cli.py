@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--faults", default="none", choices=sorted(PRESETS))
     h.add_argument("--seed", type=int, default=1)
     h.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every group to settle")
-    h.add_argument("--max-waves", type=int, default=3)
+    h.add_argument("--max-waves", type=int, default=3, help="risk-leg waves for a partly filled risk leg")
+    h.add_argument("--max-hedge-depth", type=int, default=3, help="hedge-tree depth before escalating")
+    h.add_argument("--available-margin", help="rupees available for worst-case margin (default: resources)")
     h.add_argument("--order-timeout-ms", type=int, default=5000)
     h.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL", "EXTRA"])
     h.add_argument("--role", default="trader", choices=[r.value for r in Role])
@@ -71,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     b = sub.add_parser("bench", help="measure engine performance as ratios in one run")
     b.add_argument("--json", action="store_true")
+    x = sub.add_parser("exchange", help="run the paper exchange server (websocket JSON on 127.0.0.1)")
+    x.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any free port, printed)")
+    x.add_argument("--state", required=True, help="SQLite state file (created if missing, resumed if present)")
+    x.add_argument("--faults", default="none", choices=sorted(PRESETS))
+    x.add_argument("--seed", type=int, default=1)
+    x.add_argument("--instruments", help="instrument catalog JSON (default: the bundled catalog)")
     e = sub.add_parser("exchange-report", help="orders and positions as the exchange sees them")
     e.add_argument("--broker", required=True)
     e.add_argument("--json", action="store_true")
@@ -98,6 +106,8 @@ async def _dispatch(command: str, args: argparse.Namespace) -> int:
         return await _recover(args)
     if command == "instruments":
         return _instruments(args)
+    if command == "exchange":
+        return await _exchange(args)
     if command == "exchange-report":
         return await _exchange_report(args)
     if command == "bench":
@@ -226,6 +236,30 @@ def _order_json(o: OrderSnapshot) -> dict[str, object]:
         "order_type": o.order_type.value,
         "reason": o.reason,
     }
+
+
+async def _exchange(args: argparse.Namespace) -> int:
+    import logging
+
+    from engine.paper import server
+    from engine.paper.faults import profile_from_name
+    from engine.paper.state import PaperStateError
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port")
+    state = Path(args.state)
+    if not state.parent.is_dir():
+        raise UsageError(f"directory {state.parent} for the exchange state does not exist")
+    catalog = load_catalog(Path(args.instruments) if args.instruments else None)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    profile = profile_from_name(args.faults, args.seed)
+    try:
+        await server.run(state, catalog, profile, port=args.port, seed=args.seed, profile_name=args.faults)
+    except PaperStateError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
+    return 0
 
 
 async def _exchange_report(args: argparse.Namespace) -> int:

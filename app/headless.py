@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from app.brokers import open_broker
 from app.errors import UsageError
-from engine.catalog import load_catalog
+from engine.catalog import load_catalog, load_margin_model
 from engine.core.groups import GroupSpec, parse_groups
 from engine.core.model import Role
 from engine.runtime.engine import Engine
@@ -33,14 +35,25 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
         raise UsageError(f"headless launches groups, which needs --role trader (got {actor.role.value})")
     catalog = load_catalog()
     specs = read_groups(Path(args.groups), catalog)  # validate everything before writing anything
-    config = EngineConfig(max_waves=args.max_waves, order_timeout_ms=args.order_timeout_ms)
+    config = EngineConfig(
+        max_waves=args.max_waves,
+        order_timeout_ms=args.order_timeout_ms,
+        max_hedge_depth=getattr(args, "max_hedge_depth", 3),
+    )
+    margin_model = load_margin_model()
+    if getattr(args, "available_margin", None):
+        try:
+            available = int(Decimal(args.available_margin) * 100)
+        except InvalidOperation as exc:
+            raise UsageError(f"--available-margin {args.available_margin!r} is not a number of rupees") from exc
+        margin_model = dataclasses.replace(margin_model, available_paise=available)
     journal = await Journal.open(Path(args.db), synchronous=args.synchronous)
     try:
         broker = await open_broker(args.broker, catalog, faults=args.faults, seed=args.seed)
     except BaseException:
         await journal.close()
         raise
-    engine = Engine(journal, broker, catalog, config)
+    engine = Engine(journal, broker, catalog, config, margin_model=margin_model)
     if args.json:
         engine.subscribe(lambda m: print(json.dumps(m, sort_keys=True), flush=True))
     try:

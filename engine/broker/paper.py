@@ -69,6 +69,7 @@ class PaperBroker:
         self._closed = False
         self._delivery = asyncio.create_task(self._deliver_forever(), name="paper-delivery")
         self._ticker: asyncio.Task[None] | None = None
+        self._commit_listeners: list[Callable[[list[BrokerEvent]], None]] = []
 
     @classmethod
     async def open(
@@ -219,6 +220,12 @@ class PaperBroker:
             "rejects": s.rejects_injected,
         }
 
+    def add_commit_listener(self, listener: Callable[[list[BrokerEvent]], None]) -> None:
+        """Call ``listener`` with every non-empty batch of events right after it is committed to the
+        state file's log, in log order, before any fault is applied (the exchange server numbers
+        and streams them from here). It runs under the commit lock: it must not block or raise."""
+        self._commit_listeners.append(listener)
+
     def pending_deliveries(self) -> int:
         """Copies still held by the fault scheduler (delayed or buffered for reordering)."""
         return self._plan.pending()
@@ -231,6 +238,9 @@ class PaperBroker:
 
     async def _commit(self, events: list[BrokerEvent]) -> None:
         await self._store.save(self.core.to_state(), [event_to_dict(e) for e in events])
+        if events:
+            for listener in self._commit_listeners:
+                listener(events)
 
     def _publish(self, events: list[BrokerEvent]) -> None:
         if not events:

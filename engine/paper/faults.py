@@ -31,6 +31,12 @@ class FaultProfile:
     lost_ack_rate: float = 0.0  # chance place() raises Ambiguous although the order was accepted
     reject_rate: float = 0.0  # chance place() is refused outright (recorded as REJECTED)
     clock_skew_ms: int = 0  # exchange clock minus local wall clock
+    # The knobs below act on the exchange server (``trading-desk exchange``) only: the in-process
+    # PaperBroker has no connection to drop and keeps a steady (skewed) clock.
+    disconnect_every_ms: int = 0  # mean connection lifetime before the server drops it; 0: never
+    replay_overlap: int = 0  # on resubscribe, also replay this many events the client already saw
+    clock_jump_ms: int = 0  # the exchange clock steps forward by this much ...
+    clock_jump_every_ms: int = 0  # ... once every this many ms of server uptime; 0: never
 
     def __post_init__(self) -> None:
         for name in ("duplicate_rate", "lost_ack_rate", "reject_rate"):
@@ -39,14 +45,39 @@ class FaultProfile:
                 raise ValueError(f"{name} must be within [0, 1], got {rate}")
         if self.reorder_window < 0 or self.max_delay_ms < 0:
             raise ValueError("reorder_window and max_delay_ms must be >= 0")
+        for name in ("disconnect_every_ms", "replay_overlap", "clock_jump_ms", "clock_jump_every_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def exchange_offset_ms(self, uptime_ms: int) -> int:
+        """Exchange clock minus local wall clock after ``uptime_ms`` of server uptime: the skew plus
+        every clock jump so far. Jumps only go forward, like a slow clock stepped by NTP."""
+        jumps = uptime_ms // self.clock_jump_every_ms if self.clock_jump_every_ms and self.clock_jump_ms else 0
+        return self.clock_skew_ms + jumps * self.clock_jump_ms
+
+    def connection_lifetime_ms(self, rng: random.Random) -> int | None:
+        """How long the server keeps the next connection before dropping it (None: for ever):
+        uniform in [0.5, 1.5] x ``disconnect_every_ms``, from the caller's seeded stream."""
+        if not self.disconnect_every_ms:
+            return None
+        return max(1, round(self.disconnect_every_ms * rng.uniform(0.5, 1.5)))
 
 
 PRESETS: dict[str, FaultProfile] = {
     # A perfect venue: every event once, in order, at once.
     "none": FaultProfile(),
     # A realistic bad day. No random rejects, so every order group can still complete.
-    "flaky": FaultProfile(duplicate_rate=0.1, reorder_window=3, max_delay_ms=20, lost_ack_rate=0.05, clock_skew_ms=150),
-    # Stress for the chaos harness: more of everything, a few outright rejects, a clock well behind.
+    "flaky": FaultProfile(
+        duplicate_rate=0.1,
+        reorder_window=3,
+        max_delay_ms=20,
+        lost_ack_rate=0.05,
+        clock_skew_ms=150,
+        disconnect_every_ms=15_000,
+        replay_overlap=1,
+    ),
+    # Stress for the chaos harness: more of everything, a few outright rejects, a clock well behind
+    # that jumps forward; over the server, connections drop every few seconds and replays overlap.
     "chaos": FaultProfile(
         duplicate_rate=0.2,
         reorder_window=5,
@@ -54,6 +85,10 @@ PRESETS: dict[str, FaultProfile] = {
         lost_ack_rate=0.1,
         reject_rate=0.02,
         clock_skew_ms=-1500,
+        disconnect_every_ms=3000,
+        replay_overlap=3,
+        clock_jump_ms=1000,
+        clock_jump_every_ms=10_000,
     ),
 }
 

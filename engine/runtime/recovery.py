@@ -174,6 +174,7 @@ async def _resolve_unknown(engine: Engine, row: IntentRow, batch: list[BrokerEve
     engine.book.unknown_lookups[row.client_order_id] = tries
     if tries >= engine.config.unknown_lookups_before_orphan:
         await orphan(engine, row, f"outcome unknown and the broker has no such order after {tries} lookups")
+        await engine.advance_group(row.group_id)  # the group now waits on an operator
 
 
 async def _cancel(engine: Engine, row: IntentRow) -> None:

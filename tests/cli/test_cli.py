@@ -62,6 +62,8 @@ def test_headless_twenty_groups_under_flaky_faults_end_consistent(tmp_path: Path
         "--json",
         "--timeout",
         "120",
+        "--available-margin",
+        "100000000",
     )
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stderr
@@ -72,6 +74,7 @@ def test_headless_twenty_groups_under_flaky_faults_end_consistent(tmp_path: Path
     open_escalation_groups = {e["group_id"] for e in journal["escalations"] if e["status"] != "RESOLVED"}
     assert all(g["state"] in SETTLED or g["group_id"] in open_escalation_groups for g in journal["groups"])
     assert len(journal["groups"]) == 20
+    assert not [g for g in journal["groups"] if g["state"] == "REJECTED"], "margin was set to admit every group"
     ids = Counter(o["client_order_id"] for o in report["orders"])
     assert max(ids.values()) == 1, "no client order id reaches the exchange twice"
     assert journal["positions"] == report["positions"]
@@ -224,3 +227,57 @@ def test_bench_reports_ratios_measured_in_one_run() -> None:
         result["ingest_events_per_s_group_commit"] / result["ingest_events_per_s_commit_per_event"], rel=0.01
     )
     assert result["intent_commit_us_full"] > 0 and result["end_to_end_20_groups_s"] > 0
+
+
+def test_headless_twenty_groups_on_thin_depth_leave_no_silent_exposure(tmp_path: Path) -> None:
+    thin = [("NIFTY26DEC25000CE", "NIFTY26DEC24100CE", 750), ("NIFTY26DEC23000PE", "NIFTY26DEC23900PE", 600)]
+    groups = [
+        {
+            "group_id": f"T{i:02d}",
+            "legs": [
+                {"role": "HEDGE", "symbol": thin[i % 2][0], "side": "BUY", "qty": thin[i % 2][2]},
+                {"role": "RISK", "symbol": thin[i % 2][1], "side": "SELL", "qty": thin[i % 2][2]},
+            ],
+        }
+        for i in range(20)
+    ]
+    path = tmp_path / "thin.json"
+    path.write_text(json.dumps(groups))
+    db, ex = tmp_path / "j.db", tmp_path / "x.db"
+    run = td(
+        "headless",
+        "--db",
+        str(db),
+        "--broker",
+        f"paper:{ex}",
+        "--groups",
+        str(path),
+        "--faults",
+        "flaky",
+        "--seed",
+        "3",
+        "--json",
+        "--timeout",
+        "120",
+        "--available-margin",
+        "100000000",
+    )
+    assert run.returncode == 0, run.stderr
+    journal = json.loads(td("journal", "--db", str(db), "--json").stdout)
+    report = json.loads(td("exchange-report", "--broker", f"paper:{ex}", "--json").stdout)
+    assert journal["positions"] == report["positions"]
+    escalated: dict[str, int] = {}
+    for e in journal["escalations"]:
+        if e["status"] == "OPEN":
+            escalated[e["group_id"]] = escalated.get(e["group_id"], 0) + e["unhedged_qty"]
+    counts = {"hedged_fully": 0, "escalated": 0}
+    for g in groups:
+        gid, hedge_qty = g["group_id"], g["legs"][0]["qty"]
+        mine = [i for i in journal["intents"] if i["group_id"] == gid]
+        hedge_filled = sum(i["filled_qty"] for i in mine if i["role"] == "HEDGE")
+        risk_filled = sum(i["filled_qty"] for i in mine if i["role"] == "RISK")
+        assert risk_filled <= hedge_filled, f"{gid}: short {risk_filled} beyond its hedge {hedge_filled}"
+        assert hedge_filled + escalated.get(gid, 0) == hedge_qty, f"{gid}: a shortfall is not in an escalation"
+        counts["escalated" if gid in escalated else "hedged_fully"] += 1
+    assert counts["escalated"] > 0, "thin depth really left shortfalls"
+    print(f"\nthin depth, 20 groups: {counts}, escalated qty {sum(escalated.values())}")

@@ -152,3 +152,24 @@ def test_every_offered_event_is_delivered_and_nothing_else(
     assert sum(counts.values()) == len(gaps) + plan.stats.duplicates_injected
     if duplicate_rate == 0:
         assert all(n == 1 for n in counts.values())
+
+
+def test_server_knobs_default_off_and_chaos_sets_them() -> None:
+    import random
+
+    assert FaultProfile().exchange_offset_ms(10**9) == 0
+    assert FaultProfile().connection_lifetime_ms(random.Random(1)) is None
+    chaos = PRESETS["chaos"]
+    assert (chaos.disconnect_every_ms, chaos.replay_overlap, chaos.clock_jump_ms, chaos.clock_jump_every_ms) == (
+        3000,
+        3,
+        1000,
+        10_000,
+    )
+    assert [chaos.exchange_offset_ms(t) for t in (0, 9_999, 10_000, 25_000)] == [-1500, -1500, -500, 500]
+    lifetimes = [chaos.connection_lifetime_ms(random.Random(7)) for _ in range(2)]
+    assert lifetimes[0] == lifetimes[1], "seeded: the same stream gives the same lifetimes"
+    rng = random.Random(3)
+    assert all(1500 <= (chaos.connection_lifetime_ms(rng) or 0) <= 4500 for _ in range(100))
+    with pytest.raises(ValueError, match="disconnect_every_ms"):
+        FaultProfile(disconnect_every_ms=-1)
