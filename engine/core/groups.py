@@ -35,6 +35,7 @@ class GroupSpec:
     hedge: LegSpec
     risk: LegSpec
     template: str = ""
+    stop_trigger_paise: int | None = None  # the RISK leg's stop-loss trigger, once HEDGED
 
     @property
     def legs(self) -> tuple[LegSpec, LegSpec]:
@@ -54,6 +55,7 @@ class GroupSpec:
                 }
                 for leg in self.legs
             ],
+            "stop_trigger_paise": self.stop_trigger_paise,
         }
 
 
@@ -92,7 +94,20 @@ def parse_group(item: Any, catalog: Mapping[str, Instrument], *, where: str = "g
     if hedge.symbol == risk.symbol:
         raise GroupSpecError(f"{where}: HEDGE and RISK legs must be different instruments")
     template = item.get("template", "")
-    return GroupSpec(group_id=group_id, hedge=hedge, risk=risk, template=str(template))
+    stop = _parse_stop(item.get("stop_loss"), catalog[risk.symbol], where)
+    return GroupSpec(group_id=group_id, hedge=hedge, risk=risk, template=str(template), stop_trigger_paise=stop)
+
+
+def _parse_stop(raw: Any, risk: Instrument, where: str) -> int | None:
+    """``"stop_loss": {"trigger_price": "260.00"}``: buy the short RISK leg back above this price."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or "trigger_price" not in raw:
+        raise GroupSpecError(f"{where}.stop_loss must be an object with trigger_price")
+    try:
+        return risk.price_to_paise(raw["trigger_price"])
+    except PriceError as exc:
+        raise GroupSpecError(f"{where}.stop_loss: {exc}") from exc
 
 
 def _parse_leg(raw: Any, catalog: Mapping[str, Instrument], where: str) -> LegSpec:

@@ -36,6 +36,7 @@ class OrderStatus(StrEnum):
 
     INTENT = "INTENT"
     SUBMITTED = "SUBMITTED"
+    TRIGGER_PENDING = "TRIGGER_PENDING"  # a stop order resting untriggered (Kite: "TRIGGER PENDING")
     ACCEPTED = "ACCEPTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
@@ -49,6 +50,7 @@ TERMINAL_ORDER_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, 
 
 BROKER_REPORTED_STATUSES = frozenset(
     {
+        OrderStatus.TRIGGER_PENDING,
         OrderStatus.ACCEPTED,
         OrderStatus.PARTIALLY_FILLED,
         OrderStatus.FILLED,

@@ -26,6 +26,7 @@ class Trigger(StrEnum):
     AMBIGUOUS = "AMBIGUOUS"  # Broker.place timed out / disconnected
     CANCEL_REQUEST = "CANCEL_REQUEST"  # we asked the broker to cancel
     # broker-reported statuses
+    TRIGGER_PENDING = "TRIGGER_PENDING"
     ACCEPTED = "ACCEPTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
@@ -40,6 +41,7 @@ T = Trigger
 # crash or a lost ack the first thing we hear may be any of them.
 _FIRST_REPORTS = {
     T.ACK: S.ACCEPTED,
+    T.TRIGGER_PENDING: S.TRIGGER_PENDING,
     T.ACCEPTED: S.ACCEPTED,
     T.PARTIALLY_FILLED: S.PARTIALLY_FILLED,
     T.FILLED: S.FILLED,
@@ -52,6 +54,17 @@ TRANSITIONS: dict[OrderStatus, dict[Trigger, OrderStatus]] = {
     S.INTENT: {T.SEND: S.SUBMITTED, **_FIRST_REPORTS},
     S.SUBMITTED: {T.AMBIGUOUS: S.UNKNOWN, **_FIRST_REPORTS},
     S.UNKNOWN: {**_FIRST_REPORTS},
+    # A resting stop: triggering makes it a working order (ACCEPTED), reported at the trigger time.
+    S.TRIGGER_PENDING: {
+        T.ACK: S.TRIGGER_PENDING,
+        T.ACCEPTED: S.ACCEPTED,
+        T.PARTIALLY_FILLED: S.PARTIALLY_FILLED,
+        T.FILLED: S.FILLED,
+        T.CANCEL_REQUEST: S.PENDING_CANCEL,
+        T.PENDING_CANCEL: S.PENDING_CANCEL,
+        T.CANCELLED: S.CANCELLED,
+        T.REJECTED: S.REJECTED,
+    },
     S.ACCEPTED: {
         T.ACK: S.ACCEPTED,
         T.ACCEPTED: S.ACCEPTED,

@@ -165,7 +165,8 @@ class ExchangeCore:
         reason = self._validate(req)
         if reason is not None:
             return self.reject(req, reason, now_ms)
-        order = self._new_order(req, OrderStatus.ACCEPTED, now_ms)
+        is_stop = req.order_type in (OrderType.SL, OrderType.SL_M)
+        order = self._new_order(req, OrderStatus.TRIGGER_PENDING if is_stop else OrderStatus.ACCEPTED, now_ms)
         events: list[BrokerEvent] = [self._update(order, now_ms)]
         if req.order_type is OrderType.MARKET:
             events += self._execute_market(order, now_ms)
@@ -302,8 +303,12 @@ class ExchangeCore:
             if not (price >= trigger if order.side is Side.BUY else price <= trigger):
                 return []
             order.triggered = True
+            if order.status is OrderStatus.TRIGGER_PENDING:  # a pending cancel keeps its status
+                order.status = OrderStatus.ACCEPTED  # triggered: a working order; its time is the anchor
+            triggered = [self._update(order, now_ms)]
             if order.order_type is OrderType.SL_M:
-                return self._execute_market(order, now_ms)
+                return triggered + self._execute_market(order, now_ms)
+            return triggered + self._execute_limit(order, now_ms)
         return self._execute_limit(order, now_ms)
 
     def _execute_market(self, order: _Order, now_ms: int) -> list[BrokerEvent]:

@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from engine.core.hedge_tree import NodeKind
-from engine.core.model import IntentStatus, OrderStatus, Role, Side
+from engine.core.model import GroupState, IntentStatus, OrderStatus, Role, Side
 from engine.core.trading_state import TradingState, order_refusal
 from engine.runtime import hedging
 from engine.runtime.ingest import snapshot_events
@@ -188,3 +188,25 @@ async def set_trading_state(engine: Engine, state: TradingState, actor: Actor) -
 
 
 _STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+async def close_group(engine: Engine, group_id: str, actor: Actor) -> None:
+    """A trader closes a HEDGED group: its stop is cancelled (confirmed), the short RISK leg is
+    bought back, and only then is the HEDGE sold. The group ends COMPLETED."""
+    async with engine.exclusive():
+        engine.check_running()
+        try:
+            engine.require(actor, Role.TRADER, "close_group")
+            group = engine.book.groups.get(group_id)
+            if group is None or group.state is not GroupState.HEDGED:
+                state = group.state.value if group else "not open"
+                raise CommandError(f"group {group_id} is {state}; only a HEDGED group can be closed")
+        except (RoleError, CommandError) as exc:
+            await engine.audit(actor, "close_group", group_id, {"refused": str(exc)}, "REFUSED")
+            raise
+        async with engine.journal.transaction():
+            await engine.journal.request_close(group_id)
+            await engine.audit_in_tx(actor, "close_group", group_id, {}, "OK")
+        group.close_requested = True
+        await engine.advance_group(group_id)
+        engine.refresh_settled()

@@ -230,7 +230,7 @@ class Engine:
                     f"worst-case margin {paise_to_str(margin)} exceeds available margin "
                     f"{paise_to_str(max(0, available))}; nothing was sent"
                 )
-                await self._set_group_state(self.book.groups[spec.group_id], GroupState.REJECTED, why)
+                await self.set_group_state(self.book.groups[spec.group_id], GroupState.REJECTED, why)
                 self.refresh_settled()
                 return GroupState.REJECTED
             await self.advance_group(spec.group_id)
@@ -238,7 +238,7 @@ class Engine:
             return self.book.groups[spec.group_id].state
 
     async def advance_group(self, group_id: str) -> None:
-        from engine.runtime import hedging
+        from engine.runtime import hedging, stops
 
         group = self.book.groups.get(group_id)
         if group is None:
@@ -252,11 +252,17 @@ class Engine:
                         self, group_id, NodeKind.INTERIM, group.spec.hedge.symbol, group.spec.hedge.side, gap
                     )
                     continue
+            if group.state is GroupState.HEDGED:
+                if await stops.advance_exit(self, group):
+                    continue
+                return
             rows = self.book.of_group(group_id)
             progress = hedging.tree_progress(self, group_id)
             decision = decide(group.spec, group.state, [r.view() for r in rows], self.config.max_waves, progress)
             group.waiting_on_person = decision.waiting_on_person
-            await self._set_group_state(group, decision.state, decision.reason)
+            await self.set_group_state(group, decision.state, decision.reason)
+            if decision.state is GroupState.HEDGED:
+                continue  # the exit side (stop-loss, close) takes over
             if decision.start_hedge:
                 await hedging.start_node(
                     self,
@@ -274,6 +280,40 @@ class Engine:
             await self._send_wave(group, decision.place)
         raise EngineFailure(f"group {group_id} did not settle after 100 planning passes")
 
+    async def escalate_once(
+        self, group_id: str, client_order_id: str | None, kind: str, symbol: str, qty: int, reason: str
+    ) -> None:
+        """Raise a CRITICAL escalation unless the same one is already open."""
+        open_rows = await self.journal.fetch(
+            "SELECT 1 FROM escalations WHERE group_id=? AND kind=? AND status!='RESOLVED'"
+            " AND COALESCE(client_order_id, '')=?",
+            (group_id, kind, client_order_id or ""),
+        )
+        if open_rows:
+            return
+        now = self.now_ns()
+        async with self.journal.transaction():
+            esc = await self.journal.insert_escalation(
+                kind=kind,
+                severity="CRITICAL",
+                group_id=group_id,
+                client_order_id=client_order_id,
+                symbol=symbol,
+                unhedged_qty=qty,
+                reason=reason,
+                now_ns=now,
+            )
+        self.emit(
+            {
+                "type": "escalation",
+                "escalation_id": esc,
+                "kind": kind,
+                "group_id": group_id,
+                "unhedged_qty": qty,
+                "reason": reason,
+            }
+        )
+
     async def margin_in_use(self) -> int:
         rows = await self.journal.fetch(
             "SELECT COALESCE(SUM(margin_paise), 0) FROM groups WHERE state NOT IN ('COMPLETED','REJECTED','FAILED',"
@@ -281,7 +321,7 @@ class Engine:
         )
         return int(rows[0][0])
 
-    async def _set_group_state(self, group: GroupRuntime, state: GroupState, reason: str) -> None:
+    async def set_group_state(self, group: GroupRuntime, state: GroupState, reason: str) -> None:
         if state == group.state and reason == group.reason:
             return
         problem = group_transition_problem(group.state, state)
@@ -363,7 +403,13 @@ class Engine:
         )
         row.order_status = order_fsm.apply(row.order_state, order_fsm.Trigger.SEND).state.status
         request = OrderRequest(
-            row.client_order_id, row.symbol, row.side, row.qty, row.order_type, row.limit_price_paise
+            row.client_order_id,
+            row.symbol,
+            row.side,
+            row.qty,
+            row.order_type,
+            row.limit_price_paise,
+            row.trigger_price_paise,
         )
         try:
             ack = await self.broker.place(request)
@@ -380,7 +426,14 @@ class Engine:
         row.broker_order_id = ack.broker_order_id
         row.ts_ack_exchange_ms = ack.ts_exchange_ms
         self.book.add(row)
-        outcome = order_fsm.apply(row.order_state, order_fsm.Trigger.ACK)
+        # A stop is acknowledged as resting untriggered; only the exchange's trigger report makes it
+        # a working order (and starts its broker-time deadline).
+        ack_trigger = (
+            order_fsm.Trigger.TRIGGER_PENDING
+            if row.order_type in (OrderType.SL, OrderType.SL_M)
+            else (order_fsm.Trigger.ACK)
+        )
+        outcome = order_fsm.apply(row.order_state, ack_trigger)
         async with self.journal.transaction():
             await self.ingestor.set_order_state(
                 row, outcome.state, cause="ack", ts_exchange_ms=ack.ts_exchange_ms, now_ns=now

@@ -9,7 +9,7 @@ from engine.core import order_fsm
 from engine.core.clock import BrokerClock
 from engine.core.dedupe import DedupeKeyError, dedupe_key
 from engine.core.events import BrokerEvent, FillReport, OrderSnapshot, OrderUpdate, event_to_dict
-from engine.core.model import IntentStatus
+from engine.core.model import IntentStatus, OrderStatus, OrderType
 from engine.runtime.state import Book, intent_status_for
 from engine.store.batch import WriteBatch
 from engine.store.journal import Journal
@@ -120,6 +120,13 @@ class Ingestor:
         row.order_status, row.filled_qty = state.status, state.filled_qty
         row.status = self._next_intent_status(row)
         row.ts_updated_local_ns = now_ns
+        if (
+            row.ts_triggered_exchange_ms is None
+            and ts_exchange_ms is not None
+            and row.order_type in (OrderType.SL, OrderType.SL_M)
+            and row.order_status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED)
+        ):
+            row.ts_triggered_exchange_ms = ts_exchange_ms  # the exchange's trigger report starts the stop's clock
         if row.ts_ack_exchange_ms is None and ts_exchange_ms is not None and row.status is IntentStatus.SENT:
             # adopted without an ack (lost ack, crash before the ack was recorded): the first broker
             # timestamp starts its deadline, so a resting order still times out

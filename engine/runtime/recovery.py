@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.core import order_fsm
 from engine.core.clock import deadline_passed
 from engine.core.events import BrokerEvent, OrderSnapshot
 from engine.core.groups import GroupSpec, LegSpec
 from engine.core.model import TERMINAL_GROUP_STATES, GroupState, IntentStatus, LegRole, OrderStatus, Side
 from engine.core.trading_state import TradingState
+from engine.runtime import stops
 from engine.runtime.ingest import snapshot_events
 from engine.runtime.state import GroupRuntime
 from engine.store.rows import IntentRow
@@ -33,7 +33,9 @@ async def load_book(engine: Engine) -> None:
     terminal = tuple(s.value for s in TERMINAL_GROUP_STATES)
     marks = ",".join("?" * len(terminal))
     groups = await j.fetch(
-        f"SELECT group_id, template, state, reason FROM groups WHERE state NOT IN ({marks})", terminal
+        f"SELECT group_id, template, state, reason, stop_trigger_paise, close_requested FROM groups"
+        f" WHERE state NOT IN ({marks})",
+        terminal,
     )
     legs = await j.fetch(
         "SELECT group_id, role, symbol, side, qty, lot_size, tick_paise, freeze_qty, limit_price_paise FROM legs"
@@ -43,10 +45,12 @@ async def load_book(engine: Engine) -> None:
         by_group.setdefault(g, {})[LegRole(role)] = LegSpec(
             LegRole(role), symbol, Side(side), qty, lot, tick, freeze, limit
         )
-    for group_id, template, state, reason in groups:
+    for group_id, template, state, reason, stop_trigger, close_requested in groups:
         legs_of = by_group[group_id]
-        spec = GroupSpec(group_id, legs_of[LegRole.HEDGE], legs_of[LegRole.RISK], template)
-        engine.book.groups[group_id] = GroupRuntime(spec, GroupState(state), reason)
+        spec = GroupSpec(group_id, legs_of[LegRole.HEDGE], legs_of[LegRole.RISK], template, stop_trigger)
+        runtime = GroupRuntime(spec, GroupState(state), reason)
+        runtime.close_requested = bool(close_requested)
+        engine.book.groups[group_id] = runtime
     open_ids = tuple(engine.book.groups)
     unfinished = ",".join("?" * len(_UNFINISHED))
     where = f"status IN ({unfinished}) OR fills_qty < filled_qty"
@@ -64,6 +68,10 @@ async def load_book(engine: Engine) -> None:
     for node in await j.load_nodes(node_where, node_params):
         engine.book.nodes[node.node_id] = node
     engine.trading_state = TradingState(await j.setting("trading_state", TradingState.ACTIVE.value))
+    for (coid,) in await j.fetch(
+        "SELECT client_order_id FROM escalations WHERE kind='SL_UNCONFIRMED' AND status!='RESOLVED'"
+    ):
+        engine.book.stop_escalated.add(str(coid))
 
 
 async def recover(engine: Engine, *, resume: bool = True) -> dict[str, int]:
@@ -149,14 +157,20 @@ async def on_tick(engine: Engine) -> None:
         status = row.order_status
         if status is OrderStatus.UNKNOWN:
             await _resolve_unknown(engine, row, batch)
-        elif status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED) and _past_deadline(engine, row, now):
-            await _cancel(engine, row)
+        elif (
+            row.purpose != "STOP"
+            and status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+            and _past_deadline(engine, row, now)
+        ):
+            row.last_query_local_ns = now
+            await stops.request_cancel(engine, row, "deadline passed in broker time")
         elif status is OrderStatus.PENDING_CANCEL or row.fills_qty < row.filled_qty:
             snapshot = await lookup(engine, row)
             if snapshot is not None:
                 batch.extend(snapshot_events(snapshot))
     if batch:
         await engine.ingest_locked(batch)
+    await stops.service_stops(engine)
 
 
 def _past_deadline(engine: Engine, row: IntentRow, now_ns: int) -> bool:
@@ -175,19 +189,3 @@ async def _resolve_unknown(engine: Engine, row: IntentRow, batch: list[BrokerEve
     if tries >= engine.config.unknown_lookups_before_orphan:
         await orphan(engine, row, f"outcome unknown and the broker has no such order after {tries} lookups")
         await engine.advance_group(row.group_id)  # the group now waits on an operator
-
-
-async def _cancel(engine: Engine, row: IntentRow) -> None:
-    """Ask for a cancel; the order stays PENDING_CANCEL until the broker confirms it."""
-    assert row.broker_order_id is not None
-    outcome = order_fsm.apply(row.order_state, order_fsm.Trigger.CANCEL_REQUEST)
-    if not outcome.accepted:
-        return
-    row.last_query_local_ns = engine.now_ns()
-    async with engine.journal.transaction():
-        await engine.ingestor.set_order_state(
-            row, outcome.state, cause="deadline passed in broker time", ts_exchange_ms=None, now_ns=engine.now_ns()
-        )
-    ack = await engine.broker.cancel(row.broker_order_id)
-    engine.clock.observe(ack.ts_exchange_ms, engine.now_ns())
-    engine.emit({"type": "cancel_requested", "client_order_id": row.client_order_id, "broker_status": ack.status.value})

@@ -42,9 +42,12 @@ class GroupRuntime:
     state: GroupState
     reason: str = ""
     waiting_on_person: bool = False
+    close_requested: bool = False
 
     @property
     def settled(self) -> bool:
+        if self.state is GroupState.HEDGED and self.close_requested:
+            return False  # closing: settled once COMPLETED
         return self.state in TERMINAL_GROUP_STATES or self.state is GroupState.HEDGED or self.waiting_on_person
 
 
@@ -56,6 +59,8 @@ class EngineConfig:
     resolve_after_ms: int = 300  # local monotonic wait before asking the broker about an order
     unknown_lookups_before_orphan: int = 3
     tick_interval_ms: int = 50
+    stop_timeout_ms: int = 2_000  # broker time a triggered SL-LIMIT may take before the MARKET fallback
+    stop_cancel_confirm_ms: int = 1_000  # broker time to wait for a stop's cancel to be confirmed
     batch_max: int = 500
 
 
@@ -66,6 +71,8 @@ class Book:
     by_broker: dict[str, str] = field(default_factory=dict)
     unknown_lookups: dict[str, int] = field(default_factory=dict)
     nodes: dict[str, NodeRow] = field(default_factory=dict)
+    stop_queries: dict[str, int] = field(default_factory=dict)  # stop coid -> broker ms of the last lookup
+    stop_escalated: set[str] = field(default_factory=set)  # stops whose unconfirmed cancel was escalated
 
     def add(self, row: IntentRow) -> None:
         self.intents[row.client_order_id] = row
@@ -89,10 +96,23 @@ class Book:
         if working - waiting:  # a node waiting only on an operator is settled for now
             return False
         return not any(
-            r.fills_qty < r.filled_qty or r.status in (IntentStatus.PENDING, IntentStatus.UNKNOWN)
+            r.fills_qty < r.filled_qty
+            or r.status in (IntentStatus.PENDING, IntentStatus.UNKNOWN)
+            or (r.purpose in ("STOP", "FALLBACK", "EXIT") and _in_play(r))
             for r in self.intents.values()
             if r.status is not IntentStatus.ORPHANED
         )
+
+
+def _in_play(row: IntentRow) -> bool:
+    """An exit-side order that may still fill. A stop resting untriggered is settled: it waits
+    at the broker, and a restarted engine resumes watching it."""
+    return row.order_status not in (
+        OrderStatus.TRIGGER_PENDING,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+    )
 
 
 def new_client_order_id() -> str:
@@ -106,7 +126,12 @@ def intent_status_for(order_status: OrderStatus, current: IntentStatus) -> Inten
         return current
     if order_status in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED):
         return IntentStatus(order_status.value)
-    if order_status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_CANCEL):
+    if order_status in (
+        OrderStatus.TRIGGER_PENDING,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PENDING_CANCEL,
+    ):
         return IntentStatus.SENT
     if order_status is OrderStatus.UNKNOWN:
         return IntentStatus.UNKNOWN

@@ -99,8 +99,17 @@ class Journal:
     async def insert_group(self, spec: GroupSpec, state: GroupState, reason: str, now_ns: int) -> None:
         await self._conn.execute(
             "INSERT INTO groups (group_id, template, state, reason, spec_json, ts_created_local_ns,"
-            " ts_updated_local_ns) VALUES (?,?,?,?,?,?,?)",
-            (spec.group_id, spec.template, state.value, reason, json.dumps(spec.to_json()), now_ns, now_ns),
+            " ts_updated_local_ns, stop_trigger_paise) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                spec.group_id,
+                spec.template,
+                state.value,
+                reason,
+                json.dumps(spec.to_json()),
+                now_ns,
+                now_ns,
+                spec.stop_trigger_paise,
+            ),
         )
         await self._conn.executemany(
             "INSERT INTO legs (group_id, role, symbol, side, qty, lot_size, tick_paise, freeze_qty,"
@@ -126,6 +135,9 @@ class Journal:
             "UPDATE groups SET state=?, reason=?, ts_updated_local_ns=? WHERE group_id=?",
             (state.value, reason, now_ns, group_id),
         )
+
+    async def request_close(self, group_id: str) -> None:
+        await self._conn.execute("UPDATE groups SET close_requested=1 WHERE group_id=?", (group_id,))
 
     async def set_group_margin(self, group_id: str, margin_paise: int) -> None:
         await self._conn.execute("UPDATE groups SET margin_paise=? WHERE group_id=?", (margin_paise, group_id))

@@ -37,6 +37,8 @@ class IntentRow:
     purpose: str = "LEG"  # LEG, HEDGE (a hedge-tree node's order), STOP, FALLBACK, EXIT
     hedge_node_id: str | None = None
     trigger_price_paise: int | None = None
+    ts_triggered_exchange_ms: int | None = None  # a stop's trigger time: its 2 s deadline starts here
+    ts_cancel_requested_exchange_ms: int | None = None  # broker time when we asked for the cancel
     # not persisted: when the runtime last asked the broker about this order
     last_query_local_ns: int = field(default=0, compare=False)
 
@@ -82,6 +84,8 @@ INTENT_COLUMNS = (
     "purpose",
     "hedge_node_id",
     "trigger_price_paise",
+    "ts_triggered_exchange_ms",
+    "ts_cancel_requested_exchange_ms",
 )
 
 
@@ -115,7 +119,13 @@ def intent_from_db(values: tuple[object, ...]) -> IntentRow:
         purpose=str(d["purpose"]),
         hedge_node_id=None if d["hedge_node_id"] is None else str(d["hedge_node_id"]),
         trigger_price_paise=None if d["trigger_price_paise"] is None else int(str(d["trigger_price_paise"])),
+        ts_triggered_exchange_ms=_opt_int(d["ts_triggered_exchange_ms"]),
+        ts_cancel_requested_exchange_ms=_opt_int(d["ts_cancel_requested_exchange_ms"]),
     )
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
 
 
 @dataclass

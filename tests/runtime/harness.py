@@ -86,6 +86,7 @@ class Harness:
         crash_hook: Callable[[str], None] | None = None,
         config: EngineConfig | None = None,
         fake_clock: bool = False,
+        wall_ms: Callable[[], int] | None = None,
     ) -> Engine:
         if self.broker is None:
             await self.open_broker()
@@ -96,6 +97,8 @@ class Harness:
             kwargs["crash_hook"] = crash_hook
         if fake_clock:
             kwargs["monotonic_ns"] = self.now_ns
+        if wall_ms:
+            kwargs["wall_ms"] = wall_ms
         self.engine = Engine(self.journal, self.broker, self.catalog, config or EngineConfig(), **kwargs)
         await self.engine.start()
         return self.engine
