@@ -79,3 +79,27 @@ async def test_defect9_a_fill_racing_the_cancel_is_counted_and_never_rehedged(ha
     assert (nodes[0]["target_qty"], nodes[0]["filled_qty"]) == (150, 75)
     assert nodes[1]["target_qty"] == 75, "only the unfilled remainder is re-hedged"
     assert (await harness.document())["positions"] == await broker.positions()
+
+
+async def test_interim_exposure_from_confirmed_fills_is_hedged_at_once(harness: Harness) -> None:
+    import sqlite3
+
+    engine = await harness.start()
+    await engine.launch(group("G1", qty=150), TRADER)
+    assert await engine.wait_settled(10)
+    await harness.crash()
+    # The hedge turns out to have filled only half (a broker-side bust, say) after the risk leg sold
+    # 150: the journal now shows 150 short against 75 long.
+    conn = sqlite3.connect(harness.db)
+    conn.execute("UPDATE intents SET filled_qty=75, fills_qty=75 WHERE role='HEDGE'")
+    conn.commit()
+    conn.close()
+
+    engine = await harness.start()
+    assert await engine.wait_settled(10)
+    nodes = [n for n in (await harness.document())["hedge_nodes"] if n["kind"] == "INTERIM"]
+    assert [(n["target_qty"], n["filled_qty"], n["status"]) for n in nodes] == [(75, 75, "FILLED")]
+    intents = (await harness.document())["intents"]
+    hedged = sum(i["filled_qty"] for i in intents if i["role"] == "HEDGE")
+    short = sum(i["filled_qty"] for i in intents if i["role"] == "RISK")
+    assert hedged == short == 150
