@@ -15,6 +15,7 @@ class ExitView:
     hedge_sold_qty: int  # exit sells of the hedge, confirmed
     stop_exists: bool
     stop_open: bool  # the stop (or its fallback) may still fill
+    stop_triggered: bool  # the exchange reported the stop triggered (or it filled)
     stop_cancel_requested: bool
     risk_exit_working: bool
     risk_exit_waves: int
@@ -30,13 +31,16 @@ class ExitDecision:
     risk_exit_qty: int = 0
     hedge_exit_qty: int = 0
     completed: bool = False
+    stuck_qty: int = 0  # exits exhausted: a person must act on this open short
     reason: str = ""
 
 
 def decide_exit(view: ExitView, has_stop: bool, max_waves: int) -> ExitDecision:
     open_short = view.risk_short_qty - view.risk_bought_qty
     if open_short > 0:
-        buying_back = view.close_requested or (view.stop_exists and not view.stop_open)
+        # A stop that ended without ever triggering (cancelled or rejected by the venue) is not a
+        # reason to buy back: the stop manager escalates it and a person decides.
+        buying_back = view.close_requested or (view.stop_exists and not view.stop_open and view.stop_triggered)
         if not buying_back:
             if has_stop and not view.stop_exists:
                 return ExitDecision(place_stop_qty=open_short)
@@ -47,7 +51,7 @@ def decide_exit(view: ExitView, has_stop: bool, max_waves: int) -> ExitDecision:
             return ExitDecision()
         if view.risk_exit_waves < max_waves:
             return ExitDecision(risk_exit_qty=open_short)
-        return ExitDecision(reason=f"short {open_short} could not be bought back in {max_waves} waves")
+        return ExitDecision(stuck_qty=open_short, reason=f"short {open_short} not bought back in {max_waves} waves")
     if view.risk_bought_qty == 0:
         return ExitDecision()  # nothing has started closing
     open_long = view.hedge_long_qty - view.hedge_sold_qty

@@ -52,8 +52,11 @@ class StopView:
 
 def stop_step(view: StopView, broker_now_ms: int, timeout_ms: int, cancel_confirm_ms: int) -> tuple[StopAction, int]:
     remainder = view.qty - view.filled_qty
-    if view.status in (OrderStatus.FILLED, OrderStatus.REJECTED) or view.fallback_sent:
+    if view.status is OrderStatus.FILLED or view.fallback_sent:
         return StopAction.DONE, 0
+    if view.status is OrderStatus.REJECTED:
+        # the broker refused the stop: the short is unprotected and a person must know
+        return (StopAction.WAIT, 0) if view.escalated or remainder <= 0 else (StopAction.ESCALATE, remainder)
     if view.status is OrderStatus.CANCELLED:
         # Only a confirmed cancel reaches here: the cumulative fill is final.
         if remainder <= 0:

@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from engine.core.hedge_tree import NodeKind
-from engine.core.model import GroupState, IntentStatus, OrderStatus, Role, Side
+from engine.core.model import TERMINAL_GROUP_STATES, GroupState, IntentStatus, OrderStatus, Role, Side
 from engine.core.trading_state import TradingState, order_refusal
 from engine.runtime import hedging
 from engine.runtime.ingest import snapshot_events
@@ -49,6 +49,12 @@ async def approve_retry(engine: Engine, ident: str, actor: Actor) -> IntentRow:
     """
     async with engine.exclusive():
         row = await _guarded(engine, actor, "approve_retry", ident)
+        group = engine.book.groups.get(row.group_id)
+        refusal = engine.refusal_for(row.purpose)
+        if group is None or group.state in TERMINAL_GROUP_STATES or refusal:
+            why = refusal or f"group {row.group_id} is finished; nothing is left to retry (abandon the intent)"
+            await engine.audit(actor, "approve_retry", ident, {"refused": why}, "REFUSED")
+            raise CommandError(f"{row.client_order_id}: {why}")
         snapshot = await engine.broker.find(row.client_order_id)
         if snapshot is not None:
             await engine.ingest_locked(snapshot_events(snapshot))
@@ -153,6 +159,8 @@ async def manual_hedge(engine: Engine, group_id: str, symbol: str, side: Side, q
             inst = engine.catalog.get(symbol)
             if inst is None:
                 raise CommandError(f"unknown symbol {symbol!r}")
+            if side is not Side.BUY:
+                raise CommandError("a manual hedge buys protection; selling goes through close_group")
             problem = inst.check_qty(qty)
             if problem:
                 raise CommandError(problem)
@@ -185,6 +193,11 @@ async def set_trading_state(engine: Engine, state: TradingState, actor: Actor) -
             await engine.audit_in_tx(actor, "set_trading_state", state.value, {"from": previous.value}, "OK")
         engine.trading_state = state
         engine.emit({"type": "trading_state", "state": state.value, "by": actor.os_user})
+        if not tightening:  # groups held back by the switch carry on
+            for group_id in sorted(engine.book.groups):
+                engine.book.groups[group_id].waiting_on_person = False
+                await engine.advance_group(group_id)
+            engine.refresh_settled()
 
 
 _STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}

@@ -25,7 +25,7 @@ from engine.core.lifecycle import Wave, decide, group_transition_problem
 from engine.core.margin import MarginModel, group_margin_paise
 from engine.core.model import GroupState, IntentStatus, OrderStatus, OrderType, Role
 from engine.core.slicing import slice_qty
-from engine.core.trading_state import TradingState
+from engine.core.trading_state import TradingState, order_refusal
 from engine.runtime.ingest import Ingestor
 from engine.runtime.state import (
     Actor,
@@ -275,9 +275,8 @@ class Engine:
                     limit_price_paise=group.spec.hedge.limit_price_paise,
                 )
                 continue
-            if decision.place is None:
+            if decision.place is None or not await self._send_wave(group, decision.place):
                 return
-            await self._send_wave(group, decision.place)
         raise EngineFailure(f"group {group_id} did not settle after 100 planning passes")
 
     async def escalate_once(
@@ -358,7 +357,18 @@ class Engine:
 
     # --- the place path: intent before action ------------------------------------------------
 
-    async def _send_wave(self, group: GroupRuntime, wave: Wave) -> None:
+    def refusal_for(self, purpose: str) -> str:
+        """The kill switch's word on a new order of this purpose ('' = may send). Only LEG orders
+        open exposure; hedges, stops, fallbacks and exits reduce it."""
+        return order_refusal(self.trading_state, reduces_exposure=purpose != "LEG")
+
+    async def _send_wave(self, group: GroupRuntime, wave: Wave) -> bool:
+        """Send one wave of a leg; False (and the group waits on a person) when the kill switch says no."""
+        refusal = self.refusal_for("LEG")
+        if refusal:
+            group.waiting_on_person = True
+            await self.set_group_state(group, group.state, f"{wave.role.value} wave not sent: {refusal}")
+            return False
         leg = group.spec.hedge if wave.role is group.spec.hedge.role else group.spec.risk
         for qty in slice_qty(wave.qty, leg.lot_size, leg.freeze_qty):
             coid = self.new_id()
@@ -379,6 +389,7 @@ class Engine:
                 ts_updated_local_ns=now,
             )
             await self.journal_and_send(row)
+        return True
 
     async def journal_and_send(self, row: IntentRow, *, journaled: bool = False) -> None:
         """Commit the intent (synchronous=FULL), then call the broker. Never the other way round.

@@ -45,6 +45,16 @@ def _order_open(row: IntentRow) -> bool:
 def tree_progress(engine: Engine, group_id: str, kind: NodeKind = NodeKind.LEG) -> TreeProgress:
     nodes = [n for n in nodes_of(engine, group_id) if n.kind is kind]
     orders = [r for n in nodes for r in _orders_of(engine, n)]
+    if not nodes and kind is NodeKind.LEG:
+        # A journal from before the hedge tree (schema 1): its hedge leg orders carry no node.
+        legacy = [r for r in engine.book.of_group(group_id) if r.role is LegRole.HEDGE and r.purpose == "LEG"]
+        if legacy:
+            return TreeProgress(
+                started=True,
+                working=any(_order_open(r) and r.status is not IntentStatus.ORPHANED for r in legacy),
+                filled_qty=sum(r.filled_qty for r in legacy),
+                orphaned=any(r.status is IntentStatus.ORPHANED for r in legacy),
+            )
     return TreeProgress(
         started=bool(nodes),
         working=any(n.status is NodeStatus.WORKING for n in nodes),
@@ -216,20 +226,26 @@ async def _exhaust(engine: Engine, node: NodeRow, unhedged_qty: int, reason: str
 
 
 def uncovered_exposure(engine: Engine, group: GroupRuntime) -> int:
-    """Risk sold beyond the hedge that covers it, from confirmed fills, less what open hedge nodes
-    are working on and what is already in an escalation. Rounded up to whole hedge lots."""
+    """The open short beyond the hedge that covers it, from confirmed fills (hedge buys less hedge
+    exit sells; risk sells less buy-backs), less what open hedge nodes are working on and what is
+    already in an escalation. Rounded up to whole hedge lots."""
     spec = group.spec
-    gid = spec.group_id
-    risk_filled = sum(r.filled_qty for r in engine.book.of_group(gid) if r.role is LegRole.RISK and r.purpose == "LEG")
-    needed = -(-risk_filled * spec.hedge.qty // spec.risk.qty)
-    hedged = sum(r.filled_qty for r in engine.book.of_group(gid) if r.role is LegRole.HEDGE)
+    rows = engine.book.of_group(spec.group_id)
+    risk_sold = sum(r.filled_qty for r in rows if r.role is LegRole.RISK and r.purpose == "LEG")
+    risk_bought = sum(r.filled_qty for r in rows if r.role is LegRole.RISK and r.purpose != "LEG")
+    short_open = max(0, risk_sold - risk_bought)
+    needed = -(-short_open * spec.hedge.qty // spec.risk.qty)
+    hedge_bought = sum(
+        r.filled_qty for r in rows if r.role is LegRole.HEDGE and r.purpose in ("LEG", "HEDGE") and r.side is Side.BUY
+    )
+    hedge_sold = sum(r.filled_qty for r in rows if r.role is LegRole.HEDGE and r.side is Side.SELL)
     in_flight = 0
-    for node in nodes_of(engine, gid):
+    for node in nodes_of(engine, spec.group_id):
         if node.status is NodeStatus.WORKING:
             in_flight += node.target_qty - sum(r.filled_qty for r in _orders_of(engine, node))
         elif node.status in (NodeStatus.EXHAUSTED, NodeStatus.HALTED) and node.kind is not NodeKind.LEG:
             in_flight += node.target_qty - node.filled_qty
-    gap = needed - hedged - in_flight
+    gap = needed - (hedge_bought - hedge_sold) - in_flight
     if gap <= 0:
         return 0
     lot = spec.hedge.lot_size

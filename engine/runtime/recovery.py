@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from engine.runtime.engine import Engine
 
 _UNFINISHED = ("PENDING", "SENT", "UNKNOWN", "ORPHANED")
+_LIVE_AT_BROKER = frozenset({OrderStatus.TRIGGER_PENDING, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED})
 
 
 async def load_book(engine: Engine) -> None:
@@ -74,8 +75,15 @@ async def load_book(engine: Engine) -> None:
         engine.book.stop_escalated.add(str(coid))
 
 
+async def anchor_clock(engine: Engine) -> None:
+    """Anchor broker time on the broker's own clock. Needed at start: after a restart nothing new
+    may arrive for a while (snapshots of known state are duplicates), yet deadlines must run."""
+    engine.clock.observe(await engine.broker.server_time_ms(), engine.now_ns())
+
+
 async def recover(engine: Engine, *, resume: bool = True) -> dict[str, int]:
     await load_book(engine)
+    await anchor_clock(engine)
     summary = {"checked": 0, "adopted": 0, "orphaned": 0}
     batch: list[BrokerEvent] = []
     for row in list(engine.book.intents.values()):
@@ -148,6 +156,8 @@ async def orphan(engine: Engine, row: IntentRow, reason: str) -> None:
 async def on_tick(engine: Engine) -> None:
     """Timers: resolve ambiguous outcomes, cancel orders past their broker-time deadline, and fetch
     fill reports that a status update promised but the feed has not delivered."""
+    if not engine.clock.anchored:
+        await anchor_clock(engine)
     now = engine.now_ns()
     resolve_ns = engine.config.resolve_after_ms * 1_000_000
     batch: list[BrokerEvent] = []
@@ -168,6 +178,8 @@ async def on_tick(engine: Engine) -> None:
             snapshot = await lookup(engine, row)
             if snapshot is not None:
                 batch.extend(snapshot_events(snapshot))
+                if status is OrderStatus.PENDING_CANCEL and snapshot.status in _LIVE_AT_BROKER:
+                    await stops.send_cancel(engine, row)  # our cancel never arrived (crash, drop): again
     if batch:
         await engine.ingest_locked(batch)
     await stops.service_stops(engine)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.core import order_fsm
+from engine.core.events import Ambiguous
 from engine.core.exits import ExitView, decide_exit
 from engine.core.model import GroupState, IntentStatus, LegRole, OrderStatus, OrderType, Side
 from engine.core.order_fsm import is_working
@@ -30,7 +31,12 @@ def _rows(engine: Engine, gid: str, purpose: str, role: LegRole | None = None) -
 
 
 def _open(rows: list[IntentRow]) -> bool:
-    return any(is_working(r.order_status) and r.status is not IntentStatus.ORPHANED for r in rows)
+    """May still fill: working at the broker, or orphaned (an operator may yet retry it)."""
+    return any(
+        r.status not in (IntentStatus.RETRY_APPROVED, IntentStatus.ABANDONED)
+        and (is_working(r.order_status) or r.status is IntentStatus.ORPHANED)
+        for r in rows
+    )
 
 
 def _fallback_due(stops: list[IntentRow], fallbacks: list[IntentRow], closing: bool) -> bool:
@@ -57,6 +63,7 @@ def exit_view(engine: Engine, group: GroupRuntime) -> ExitView:
         stop_exists=bool(stops),
         stop_open=_open(stops) or _open(fallbacks) or _fallback_due(stops, fallbacks, group.close_requested),
         stop_cancel_requested=any(r.order_status is OrderStatus.PENDING_CANCEL for r in stops),
+        stop_triggered=any(r.ts_triggered_exchange_ms is not None or r.filled_qty > 0 for r in stops),
         risk_exit_working=_open(risk_exits),
         risk_exit_waves=max((r.wave for r in risk_exits), default=0),
         hedge_exit_working=_open(hedge_exits),
@@ -71,6 +78,17 @@ async def advance_exit(engine: Engine, group: GroupRuntime) -> bool:
     d = decide_exit(exit_view(engine, group), spec.stop_trigger_paise is not None, engine.config.max_waves)
     if d.completed:
         await engine.set_group_state(group, GroupState.COMPLETED, d.reason)
+        return False
+    if d.stuck_qty:
+        await engine.escalate_once(
+            spec.group_id,
+            None,
+            "MANUAL_ACTION",
+            spec.risk.symbol,
+            d.stuck_qty,
+            f"{d.reason}; buy it back by hand or retry the close",
+        )
+        group.waiting_on_person = True
         return False
     if d.cancel_stop:
         for row in _rows(engine, spec.group_id, "STOP"):
@@ -97,8 +115,7 @@ async def advance_exit(engine: Engine, group: GroupRuntime) -> bool:
         return True
     if d.risk_exit_qty:
         wave = exit_view(engine, group).risk_exit_waves + 1
-        await _send(engine, group, LegRole.RISK, "EXIT", spec.risk.symbol, risk_buy, d.risk_exit_qty, wave)
-        return True
+        return await _send(engine, group, LegRole.RISK, "EXIT", spec.risk.symbol, risk_buy, d.risk_exit_qty, wave)
     if d.hedge_exit_qty:
         wave = exit_view(engine, group).hedge_exit_waves + 1
         await _send(
@@ -120,7 +137,8 @@ async def _send(
     order_type: OrderType = OrderType.MARKET,
     limit: int | None = None,
     trigger: int | None = None,
-) -> None:
+) -> bool:
+    """Journal and send (sliced). False when the kill switch refused it: nothing was sent."""
     refusal = order_refusal(engine.trading_state, reduces_exposure=True)
     if refusal:
         await engine.escalate_once(
@@ -131,7 +149,7 @@ async def _send(
             qty,
             f"{purpose} {side.value} {qty} {symbol} not sent: {refusal}",
         )
-        return
+        return False
     inst = engine.catalog[symbol]
     for part in slice_qty(qty, inst.lot_size, inst.freeze_qty):
         coid, now = engine.new_id(), engine.now_ns()
@@ -154,6 +172,7 @@ async def _send(
                 trigger_price_paise=trigger,
             )
         )
+    return True
 
 
 async def request_cancel(engine: Engine, row: IntentRow, cause: str) -> None:
@@ -165,7 +184,18 @@ async def request_cancel(engine: Engine, row: IntentRow, cause: str) -> None:
     row.ts_cancel_requested_exchange_ms = engine.clock.now_ms(now)
     async with engine.journal.transaction():
         await engine.ingestor.set_order_state(row, outcome.state, cause=cause, ts_exchange_ms=None, now_ns=now)
-    ack = await engine.broker.cancel(row.broker_order_id)
+    await send_cancel(engine, row)
+
+
+async def send_cancel(engine: Engine, row: IntentRow) -> None:
+    """Send (or re-send: cancels are idempotent) the cancel of a PENDING_CANCEL order. A broker
+    error leaves it PENDING_CANCEL; the next status lookup sends it again."""
+    assert row.broker_order_id is not None
+    try:
+        ack = await engine.broker.cancel(row.broker_order_id)
+    except (Ambiguous, ConnectionError, OSError, TimeoutError) as exc:
+        engine.emit({"type": "feed_error", "error": f"cancel of {row.client_order_id} not sent: {exc}"})
+        return
     engine.clock.observe(ack.ts_exchange_ms, engine.now_ns())
     engine.emit({"type": "cancel_requested", "client_order_id": row.client_order_id, "broker_status": ack.status.value})
 
@@ -184,7 +214,7 @@ async def service_stops(engine: Engine) -> None:
             ts_triggered_ms=row.ts_triggered_exchange_ms,
             ts_cancel_requested_ms=row.ts_cancel_requested_exchange_ms,
             last_query_ms=engine.book.stop_queries.get(row.client_order_id),
-            fallback_sent=bool(_rows(engine, gid, "FALLBACK")) or group.close_requested,
+            fallback_sent=bool(_rows(engine, gid, "FALLBACK")),
             escalated=row.client_order_id in engine.book.stop_escalated,
         )
         now_ms = engine.clock.now_ms(engine.now_ns())
@@ -195,15 +225,18 @@ async def service_stops(engine: Engine) -> None:
             await engine.ingest_locked(snapshot_events(await engine.broker.order(row.broker_order_id)))
         elif action is StopAction.CANCEL:
             await request_cancel(engine, row, f"stop not filled {engine.config.stop_timeout_ms} ms after trigger")
+        elif action is StopAction.MARKET and group.close_requested:
+            continue  # a trader's close buys the short back itself; never both
         elif action is StopAction.MARKET:
             await _send(engine, group, LegRole.RISK, "FALLBACK", row.symbol, row.side, qty, 1)
             await engine.advance_group(gid)
         elif action is StopAction.ESCALATE:
             engine.book.stop_escalated.add(row.client_order_id)
-            if row.order_status is OrderStatus.CANCELLED:
+            if row.order_status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
                 kind = "MANUAL_ACTION"
                 why = (
-                    f"stop {row.client_order_id} was cancelled by the broker before it triggered; "
+                    f"stop {row.client_order_id} was {row.order_status.value.lower()} by the broker before it "
+                    "triggered; "
                     f"{qty} short is unprotected. Place a new stop or close the group"
                 )
             else:

@@ -85,11 +85,20 @@ async def _apply(conn: aiosqlite.Connection, mig: Migration, where: str) -> None
         "INSERT INTO schema_migrations (version, name, checksum, ts_applied_ms) VALUES "
         f"({mig.version}, '{mig.name}', '{mig.checksum}', {time.time_ns() // 1_000_000});"
     )
+    # SQLite's procedure for rebuilding a table: foreign keys off (outside the transaction), apply,
+    # prove with foreign_key_check that nothing dangles, commit, keys back on.
+    await conn.execute("PRAGMA foreign_keys=OFF")
     try:
-        await conn.executescript(f"BEGIN IMMEDIATE;\n{mig.sql}\n;{ledger}\nCOMMIT;")
+        await conn.executescript(f"BEGIN IMMEDIATE;\n{mig.sql}\n;{ledger}")
+        dangling = list(await conn.execute_fetchall("PRAGMA foreign_key_check"))
+        if dangling:
+            raise JournalError(f"foreign keys left dangling: {dangling[:3]}")
+        await conn.execute("COMMIT")
     except Exception as exc:
         if conn.in_transaction:
             await conn.execute("ROLLBACK")
         raise JournalError(
             f"{where}: migration {mig.version:03d}_{mig.name} failed and was rolled back: {exc}"
         ) from exc
+    finally:
+        await conn.execute("PRAGMA foreign_keys=ON")

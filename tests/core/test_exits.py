@@ -7,9 +7,19 @@ from engine.core.exits import ExitDecision, ExitView, decide_exit
 
 def v(**kw: int | bool) -> ExitView:
     base: dict[str, int | bool] = dict(
-        risk_short_qty=150, risk_bought_qty=0, hedge_long_qty=150, hedge_sold_qty=0, stop_exists=False,
-        stop_open=False, stop_cancel_requested=False, risk_exit_working=False, risk_exit_waves=0,
-        hedge_exit_working=False, hedge_exit_waves=0, close_requested=False,
+        risk_short_qty=150,
+        risk_bought_qty=0,
+        hedge_long_qty=150,
+        hedge_sold_qty=0,
+        stop_exists=False,
+        stop_triggered=False,
+        stop_open=False,
+        stop_cancel_requested=False,
+        risk_exit_working=False,
+        risk_exit_waves=0,
+        hedge_exit_working=False,
+        hedge_exit_waves=0,
+        close_requested=False,
     )
     base.update(kw)
     return ExitView(**base)  # type: ignore[arg-type]
@@ -39,5 +49,14 @@ def test_a_stop_that_filled_completes_the_group_after_the_hedge_is_sold() -> Non
 
 
 def test_a_partly_filled_fallback_buys_back_the_rest_before_the_hedge_is_touched() -> None:
-    d = decide_exit(v(risk_bought_qty=75, stop_exists=True), True, 3)
+    d = decide_exit(v(risk_bought_qty=75, stop_exists=True, stop_triggered=True), True, 3)
     assert d.risk_exit_qty == 75 and d.hedge_exit_qty == 0
+
+
+def test_a_stop_that_ended_without_triggering_buys_nothing_back() -> None:
+    assert decide_exit(v(stop_exists=True, stop_triggered=False), True, 3) == ExitDecision()
+
+
+def test_exhausted_exit_waves_report_the_stuck_short() -> None:
+    d = decide_exit(v(close_requested=True, stop_exists=True, risk_exit_waves=3), True, 3)
+    assert d.stuck_qty == 150 and not d.risk_exit_qty

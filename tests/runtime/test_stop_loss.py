@@ -97,12 +97,16 @@ async def test_defect10_fallback_fires_at_two_seconds_of_broker_time_and_covers_
     await until(harness, "SELECT order_type, side, qty FROM intents WHERE purpose='FALLBACK'", [("MARKET", "BUY", 75)])
     engine = harness.engine
     assert engine and await engine.wait_settled(10)
-    cancelled_at = await journal.fetch(
-        "SELECT MIN(t.ts_local_ns) FROM transitions t JOIN intents i ON i.client_order_id=t.entity_id"
+    # The journal's transition sequence orders what happened (the fake clock makes timestamps equal).
+    cancelled_seq = await journal.fetch(
+        "SELECT MIN(t.id) FROM transitions t JOIN intents i ON i.client_order_id=t.entity_id"
         " WHERE i.purpose='STOP' AND t.to_state='CANCELLED'"
     )
-    fallback_at = await journal.fetch("SELECT ts_created_local_ns FROM intents WHERE purpose='FALLBACK'")
-    assert cancelled_at[0][0] <= fallback_at[0][0], "MARKET only after the confirmed cancel"
+    fallback_seq = await journal.fetch(
+        "SELECT MIN(t.id) FROM transitions t JOIN intents i ON i.client_order_id=t.entity_id WHERE i.purpose='FALLBACK'"
+    )
+    assert cancelled_seq[0][0] is not None and fallback_seq[0][0] is not None
+    assert cancelled_seq[0][0] < fallback_seq[0][0], "MARKET only after the confirmed cancel"
     doc = await harness.document()
     group = doc["groups"][0]
     assert (group["state"], group["reason"]) == ("COMPLETED", "stop-loss executed")
