@@ -23,7 +23,7 @@ from engine.core.hedge_tree import NodeKind
 from engine.core.instruments import Instrument, paise_to_str
 from engine.core.lifecycle import Wave, decide, group_transition_problem
 from engine.core.margin import MarginModel, group_margin_paise
-from engine.core.model import GroupState, IntentStatus, OrderStatus, OrderType, Role
+from engine.core.model import GroupState, IntentStatus, LegRole, OrderStatus, OrderType, Role, Side
 from engine.core.slicing import slice_qty
 from engine.core.trading_state import TradingState, order_refusal
 from engine.runtime.ingest import Ingestor
@@ -370,26 +370,50 @@ class Engine:
             await self.set_group_state(group, group.state, f"{wave.role.value} wave not sent: {refusal}")
             return False
         leg = group.spec.hedge if wave.role is group.spec.hedge.role else group.spec.risk
-        for qty in slice_qty(wave.qty, leg.lot_size, leg.freeze_qty):
-            coid = self.new_id()
-            now = self.now_ns()
+        await self.send_sliced(
+            group.spec.group_id, leg.role, wave.wave, leg.symbol, leg.side, wave.qty, limit=leg.limit_price_paise
+        )
+        return True
+
+    async def send_sliced(
+        self,
+        group_id: str,
+        role: LegRole,
+        wave: int,
+        symbol: str,
+        side: Side,
+        qty: int,
+        *,
+        limit: int | None = None,
+        order_type: OrderType | None = None,
+        trigger: int | None = None,
+        purpose: str = "LEG",
+        hedge_node_id: str | None = None,
+    ) -> None:
+        """Slice ``qty`` at the instrument's freeze qty and journal-then-send each child order."""
+        inst = self.catalog[symbol]
+        kind = order_type or (OrderType.LIMIT if limit else OrderType.MARKET)
+        for part in slice_qty(qty, inst.lot_size, inst.freeze_qty):
+            coid, now = self.new_id(), self.now_ns()
             row = IntentRow(
                 client_order_id=coid,
                 intent_id=coid,
                 attempt=1,
-                group_id=group.spec.group_id,
-                role=leg.role,
-                wave=wave.wave,
-                symbol=leg.symbol,
-                side=leg.side,
-                qty=qty,
-                order_type=OrderType.LIMIT if leg.limit_price_paise else OrderType.MARKET,
-                limit_price_paise=leg.limit_price_paise,
+                group_id=group_id,
+                role=role,
+                wave=wave,
+                symbol=symbol,
+                side=side,
+                qty=part,
+                order_type=kind,
+                limit_price_paise=limit,
                 ts_created_local_ns=now,
                 ts_updated_local_ns=now,
+                purpose=purpose,
+                hedge_node_id=hedge_node_id,
+                trigger_price_paise=trigger,
             )
             await self.journal_and_send(row)
-        return True
 
     async def journal_and_send(self, row: IntentRow, *, journaled: bool = False) -> None:
         """Commit the intent (synchronous=FULL), then call the broker. Never the other way round.

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 from engine.core.hedge_tree import TERMINAL_NODE_STATUSES, NodeKind, NodeStatus, judge
 from engine.core.lifecycle import TreeProgress
-from engine.core.model import IntentStatus, LegRole, OrderType, Side
+from engine.core.model import IntentStatus, LegRole, Side
 from engine.core.order_fsm import is_working
-from engine.core.slicing import slice_qty
 from engine.core.trading_state import order_refusal
 from engine.store.rows import IntentRow, NodeRow
 
@@ -108,26 +107,17 @@ async def start_node(
     if refusal:
         await _exhaust(engine, node, target_qty, refusal, NodeStatus.HALTED)
         return node
-    for qty in slice_qty(target_qty, inst.lot_size, inst.freeze_qty):
-        coid = engine.new_id()
-        row = IntentRow(
-            client_order_id=coid,
-            intent_id=coid,
-            attempt=1,
-            group_id=group_id,
-            role=LegRole.HEDGE,
-            wave=node.depth + 1,
-            symbol=symbol,
-            side=side,
-            qty=qty,
-            order_type=OrderType.LIMIT if limit_price_paise else OrderType.MARKET,
-            limit_price_paise=limit_price_paise,
-            ts_created_local_ns=now,
-            ts_updated_local_ns=now,
-            purpose="HEDGE",
-            hedge_node_id=node.node_id,
-        )
-        await engine.journal_and_send(row)
+    await engine.send_sliced(
+        group_id,
+        LegRole.HEDGE,
+        node.depth + 1,
+        symbol,
+        side,
+        target_qty,
+        limit=limit_price_paise,
+        purpose="HEDGE",
+        hedge_node_id=node.node_id,
+    )
     return node
 
 

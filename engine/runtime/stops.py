@@ -13,7 +13,6 @@ from engine.core.events import Ambiguous
 from engine.core.exits import ExitView, decide_exit
 from engine.core.model import GroupState, IntentStatus, LegRole, OrderStatus, OrderType, Side
 from engine.core.order_fsm import is_working
-from engine.core.slicing import slice_qty
 from engine.core.stoploss import StopAction, StopView, stop_limit_price_paise, stop_step
 from engine.core.trading_state import order_refusal
 from engine.runtime.ingest import snapshot_events
@@ -150,28 +149,18 @@ async def _send(
             f"{purpose} {side.value} {qty} {symbol} not sent: {refusal}",
         )
         return False
-    inst = engine.catalog[symbol]
-    for part in slice_qty(qty, inst.lot_size, inst.freeze_qty):
-        coid, now = engine.new_id(), engine.now_ns()
-        await engine.journal_and_send(
-            IntentRow(
-                client_order_id=coid,
-                intent_id=coid,
-                attempt=1,
-                group_id=group.spec.group_id,
-                role=role,
-                wave=wave,
-                symbol=symbol,
-                side=side,
-                qty=part,
-                order_type=order_type,
-                limit_price_paise=limit,
-                ts_created_local_ns=now,
-                ts_updated_local_ns=now,
-                purpose=purpose,
-                trigger_price_paise=trigger,
-            )
-        )
+    await engine.send_sliced(
+        group.spec.group_id,
+        role,
+        wave,
+        symbol,
+        side,
+        qty,
+        limit=limit,
+        order_type=order_type,
+        trigger=trigger,
+        purpose=purpose,
+    )
     return True
 
 
