@@ -42,7 +42,9 @@ EXPECTED_ERRORS = (
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trading-desk", description="Execution desk for multi-leg option groups.")
+    _add_gui_flags(p)
     sub = p.add_subparsers(dest="command")
+    sub.add_parser("demo", help="run the sample groups headless on the embedded defaults (journal path printed)")
     h = sub.add_parser("headless", help="run the engine with no window")
     h.add_argument("--db", required=True)
     h.add_argument("--broker", required=True, help="paper:STATEFILE")
@@ -85,10 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_gui_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of the desk window (no subcommand). Distinct dests: subcommands keep their own --db."""
+    p.add_argument("--db", dest="gui_db", help="journal file (default: journal.db in the user data dir)")
+    p.add_argument("--broker", dest="gui_broker", help="paper:STATEFILE or ws://HOST:PORT (default: in-process paper)")
+    p.add_argument("--role", dest="gui_role", choices=[r.value for r in Role], help="your role (default: trader)")
+    p.add_argument("--config", dest="gui_config", help="TOML file with db, broker, role, theme, ...")
+    p.add_argument("--theme", dest="gui_theme", choices=["dark", "light"])
+    p.add_argument("--exit-after", dest="gui_exit_after", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--screenshot", dest="gui_screenshot", help=argparse.SUPPRESS)
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from app import config
+    from app.gui import run_gui
+
+    flags = {"db": args.gui_db, "broker": args.gui_broker, "role": args.gui_role, "theme": args.gui_theme}
+    cfg = config.load(args.gui_config, flags)
+    shot = Path(args.gui_screenshot) if args.gui_screenshot else None
+    return run_gui(cfg, exit_after_s=args.gui_exit_after, screenshot=shot)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = args.command or "headless-demo"
+    command = args.command or "gui"
     try:
+        if command == "gui":
+            return _gui(args)
         return asyncio.run(_dispatch(command, args))
     except EXPECTED_ERRORS as exc:
         print(f"trading-desk {command}: error: {exc}", file=sys.stderr)
@@ -114,7 +139,7 @@ async def _dispatch(command: str, args: argparse.Namespace) -> int:
         from app.bench import run_bench
 
         return await run_bench(args.json)
-    if command == "headless-demo":
+    if command == "demo":
         from app.demo import run_demo
 
         return await run_demo()

@@ -1,0 +1,140 @@
+"""`trading-desk` with no subcommand: the desk window, with the engine on the qasync loop in the
+same process. Shutdown runs in order: the window stops refreshing, running commands finish, the
+engine stops, then the broker, the desk's reader and the journal close (no thread left behind)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import getpass
+import logging
+import sys
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from app.brokers import open_broker
+from app.config import GuiConfig
+from app.errors import UsageError
+from engine.broker.paper import PaperBroker
+from engine.broker.ws import WsBroker
+from engine.catalog import load_catalog, load_margin_model
+from engine.core.instruments import Instrument
+from engine.core.margin import MarginModel
+from engine.runtime.engine import Engine
+from engine.runtime.state import Actor, EngineConfig
+from engine.store.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeskSession:
+    """Everything the window drives, opened and closed as one unit."""
+
+    config: GuiConfig
+    catalog: dict[str, Instrument]
+    margin_model: MarginModel
+    journal: Journal
+    broker: PaperBroker | WsBroker
+    engine: Engine
+    actor: Actor
+
+    @classmethod
+    async def open(
+        cls,
+        config: GuiConfig,
+        *,
+        broker: PaperBroker | WsBroker | None = None,
+        margin_model: MarginModel | None = None,
+        synchronous: str = "FULL",
+        **engine_kwargs: Any,
+    ) -> DeskSession:
+        catalog = load_catalog()
+        model = margin_model or _margin_model(config)
+        if not config.db.parent.is_dir():
+            raise UsageError(f"directory {config.db.parent} for the journal does not exist")
+        journal = await Journal.open(config.db, synchronous=synchronous)
+        try:
+            if broker is None:
+                broker = await open_broker(config.broker, catalog)
+            engine_config = EngineConfig(
+                max_hedge_depth=config.max_hedge_depth, order_timeout_ms=config.order_timeout_ms
+            )
+            engine = Engine(journal, broker, catalog, engine_config, margin_model=model, **engine_kwargs)
+            try:
+                await engine.start()
+            except BaseException:
+                await engine.stop()
+                raise
+        except BaseException:
+            if broker is not None:
+                await broker.close()
+            await journal.close()
+            raise
+        actor = Actor(config.user or getpass.getuser(), config.role)
+        return cls(config, catalog, model, journal, broker, engine, actor)
+
+    async def close(self) -> None:
+        try:
+            await self.engine.stop()
+        finally:
+            try:
+                await self.broker.close()
+            finally:
+                await self.journal.close()
+
+
+def _margin_model(config: GuiConfig) -> MarginModel:
+    model = load_margin_model()
+    if config.available_margin is None:
+        return model
+    try:
+        available = int(Decimal(config.available_margin) * 100)
+    except InvalidOperation as exc:
+        raise UsageError(f"available_margin {config.available_margin!r} is not a number of rupees") from exc
+    return dataclasses.replace(model, available_paise=available)
+
+
+def run_gui(config: GuiConfig, *, exit_after_s: float | None = None, screenshot: Path | None = None) -> int:
+    """Open the desk and run until its window closes. Returns the process exit code."""
+    import qasync  # type: ignore[import-untyped]
+    from PySide6.QtWidgets import QApplication
+
+    from ui.errors import install_error_handling
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("trading-desk")
+    app.setOrganizationName("trading-desk")
+    app.setQuitOnLastWindowClosed(False)  # the coroutine below owns the shutdown order
+    handler = install_error_handling(config.log_dir)
+    try:
+        return int(qasync.run(_run(config, exit_after_s, screenshot)))
+    finally:
+        handler.uninstall()
+
+
+async def _run(config: GuiConfig, exit_after_s: float | None, screenshot: Path | None) -> int:
+    from ui.errors import loop_exception_handler
+    from ui.main_window import MainWindow, open_settings
+
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)
+    session = await DeskSession.open(config)
+    window: MainWindow | None = None
+    try:
+        window = MainWindow(session, open_settings(config.settings_file))
+        await window.start()
+        window.show()
+        if screenshot is not None:
+            loop.call_later(max(0.5, (exit_after_s or 2.0) - 0.5), window.save_screenshot, screenshot)
+        if exit_after_s is not None:
+            loop.call_later(exit_after_s, window.close)
+        await window.wait_closed()
+    finally:
+        if window is not None:
+            await window.shutdown()
+        await session.close()
+    return 0

@@ -1,0 +1,91 @@
+"""Escalations in the window: a risk user acknowledges (the audit shows who), a trader's manual
+hedge needs the qty typed twice, and role-gated buttons say which role they need."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from engine.catalog import load_catalog
+from engine.core.groups import parse_group
+from tests.ui.conftest import RISK, TRADER, DeskHarness, until
+from ui.main_window import MainWindow
+from ui.viewmodels.rows import EscalationRow
+
+HEDGE = "NIFTY26DEC24200CE"
+
+
+async def _exhausted_group(desk: DeskHarness) -> tuple[MainWindow, EscalationRow]:
+    broker = await desk.open_broker()
+    broker.core.set_depth(HEDGE, lots_per_level=0, levels=1)  # nothing to buy: the tree exhausts
+    window = await desk.open(TRADER)
+    spec = parse_group(
+        {
+            "group_id": "G1",
+            "legs": [
+                {"role": "HEDGE", "symbol": HEDGE, "side": "BUY", "qty": 150},
+                {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": 150},
+            ],
+        },
+        load_catalog(),
+    )
+    await window.launch(spec)
+    (row,) = await until(lambda: window.escalations.model.rows(), what="escalation")
+    return window, row
+
+
+async def test_a_risk_user_acknowledges_and_the_audit_trail_names_them(desk: DeskHarness, qtbot) -> None:
+    window, esc = await _exhausted_group(desk)
+    ack = window.escalations.buttons["acknowledge"]
+    assert not ack.isEnabled() and "Needs the risk role" in ack.toolTip()
+
+    window.set_actor(RISK)
+    assert ack.isEnabled() and not window.escalations.buttons["manual_hedge"].isEnabled()
+    assert "Needs the trader role" in window.escalations.buttons["manual_hedge"].toolTip()
+    assert window.escalations.select(esc.escalation_id)
+    qtbot.mouseClick(ack, Qt.MouseButton.LeftButton)
+
+    row = await until(
+        lambda: (r := window.escalations.model.row(esc.escalation_id)) and r.status == "ACKNOWLEDGED" and r,
+        what="acknowledged row",
+    )
+    assert row.handled_by == "rita (risk)"
+    assert await desk.journal_rows("SELECT acknowledged_by, acknowledged_role FROM escalations") == [("rita", "risk")]
+    window.groups.select_group("G1")
+    trail = await until(
+        lambda: [a for a in window.detail.audit.rows() if a.change == "acknowledge OK"], what="audit line"
+    )
+    assert trail[0].who == "rita (risk)" and trail[0].entity_id == str(esc.escalation_id)
+    assert window.docks["escalations"].windowTitle() == "Escalations"
+
+
+async def test_a_mistyped_manual_hedge_is_refused_and_the_right_one_goes_through_the_journal(
+    desk: DeskHarness, qtbot
+) -> None:
+    window, esc = await _exhausted_group(desk)
+    desk.broker.core.set_depth(HEDGE, lots_per_level=20, levels=5)  # type: ignore[union-attr]
+    assert window.escalations.select(esc.escalation_id)
+    qtbot.mouseClick(window.escalations.buttons["manual_hedge"], Qt.MouseButton.LeftButton)
+    dialog = window.dialogs[-1]
+    assert dialog.qty.value() == esc.unhedged_qty == 150
+
+    dialog.confirm.setText("15")
+    qtbot.mouseClick(dialog.send, Qt.MouseButton.LeftButton)
+    assert "does not match quantity 150; nothing was sent" in dialog.message.text()
+    assert dialog.isVisible()
+    assert "manual hedge refused" in window.status.message.text()
+    assert await desk.journal_rows("SELECT COUNT(*) FROM hedge_nodes WHERE kind='MANUAL'") == [(0,)]
+
+    dialog.confirm.setText("150")
+    qtbot.mouseClick(dialog.send, Qt.MouseButton.LeftButton)
+    await window.runner.last
+    rows = await until(
+        lambda: [n for n in window.tree.model.children_of("G1") if n.kind == "MANUAL" and n.status == "FILLED"],
+        what="filled manual node",
+    )
+    assert (rows[0].target_qty, rows[0].filled_qty) == (150, 150)
+    (coid,) = await desk.journal_rows(
+        "SELECT client_order_id FROM intents WHERE hedge_node_id=? AND status='FILLED'", (rows[0].node_id,)
+    )
+    assert coid[0] in await desk.exchange_client_ids()
+    audit = await desk.journal_rows("SELECT os_user, role, outcome FROM audit_log WHERE command='manual_hedge'")
+    assert audit == [("tina", "trader", "OK")]

@@ -1,0 +1,409 @@
+"""The desk's main window: dock panels (layout kept in QSettings), toolbar, menus, shortcuts.
+
+Every command runs as a task through CommandRunner (no slot awaits, no dialog exec()); the engine
+enforces roles and audits; this window only greys out what a role may not use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QSystemTrayIcon, QWidget
+
+from engine.core.groups import GroupSpec
+from engine.core.model import Side
+from engine.core.trading_state import TradingState
+from engine.runtime import commands
+from engine.runtime.state import Actor
+from ui.bridge import EngineBridge
+from ui.commands import CommandRunner
+from ui.dialogs.launch import LaunchDialog
+from ui.dialogs.manual_hedge import ManualHedgeDialog
+from ui.engine_ext import cancel_group_orders
+from ui.errors import reporter
+from ui.models.columns import AGE_COLUMN
+from ui.panels.charts import ChartsPanel
+from ui.panels.detail import GroupDetailPanel
+from ui.panels.escalations import EscalationsPanel
+from ui.panels.groups import GroupsPanel
+from ui.panels.intents import IntentsPanel
+from ui.panels.log import LogPanel
+from ui.panels.tree import HedgeTreePanel
+from ui.reader import JournalReader
+from ui.status import DeskStatusBar
+from ui.theme import apply_theme
+from ui.viewmodels.desk import Changes, Notice
+from ui.viewmodels.metrics import MetricsSampler
+from ui.viewmodels.rows import EscalationRow
+
+if TYPE_CHECKING:
+    from app.gui import DeskSession
+
+LAYOUT_VERSION = 1
+HALT_SHORTCUT = "Ctrl+Shift+H"
+
+
+def open_settings(ini_file: Path | None) -> QSettings:
+    if ini_file is not None:
+        return QSettings(str(ini_file), QSettings.Format.IniFormat)
+    return QSettings("trading-desk", "trading-desk")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: DeskSession, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.engine, self.settings = session, session.engine, settings
+        self.actor: Actor = session.actor
+        self.setWindowTitle(f"Trading Desk — {self.actor.os_user} ({self.actor.role.value})")
+        self.resize(1400, 860)
+        self.reader: JournalReader | None = None
+        self.bridge: EngineBridge | None = None
+        self.runner = CommandRunner(self)
+        self.launch_wall_ms: dict[str, int] = {}
+        self.sampler = MetricsSampler()
+        self._t0 = time.monotonic()
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._detail_task: asyncio.Task[None] | None = None
+        self._detail_again = False
+        self.dialogs: list[Any] = []
+        self.open_escalations = 0
+        self.tray: QSystemTrayIcon | None = None
+
+    async def start(self) -> None:
+        """Open the desk's read connection, build the panels, seed them from the journal, run."""
+        self.reader = await JournalReader.open(self.session.config.db)
+        self.launch_wall_ms.update(await self.reader.launch_wall_ms())
+        self.bridge = EngineBridge(self.engine, self.reader, parent=self)
+        self.groups = GroupsPanel(self.launch_wall_ms)
+        self.detail = GroupDetailPanel(self.reader)
+        self.intents = IntentsPanel()
+        self.tree = HedgeTreePanel()
+        self.escalations = EscalationsPanel(self.actor.role)
+        self.charts = ChartsPanel(self.sampler)
+        self.log = LogPanel()
+        self.status = DeskStatusBar(self.engine, self.actor, str(self.session.config.db))
+        self.setStatusBar(self.status)
+        self.docks: dict[str, QDockWidget] = {}
+        for name, title, widget in (
+            ("groups", "Order groups", self.groups),
+            ("detail", "Group detail", self.detail),
+            ("intents", "Intent journal", self.intents),
+            ("tree", "Hedge recursion tree", self.tree),
+            ("escalations", "Escalations", self.escalations),
+            ("charts", "Charts", self.charts),
+            ("log", "Log", self.log),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{name}")
+            dock.setWidget(widget)
+            self.docks[name] = dock
+        self._default_layout()
+        self.default_state = self.saveState(LAYOUT_VERSION)
+        self._build_actions()
+        self._connect()
+        self.restore_layout()
+        apply_theme(str(self.settings.value("theme", self.session.config.theme)))
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(self.windowIcon(), self)
+            self.tray.show()
+        await self.bridge.seed()
+        self.bridge.start()
+        self._slow = QTimer(self)
+        self._slow.setInterval(500)
+        self._slow.timeout.connect(self._every_half_second)
+        self._slow.start()
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def _default_layout(self) -> None:
+        area = Qt.DockWidgetArea
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            dock.show()
+        self.addDockWidget(area.TopDockWidgetArea, self.docks["groups"])
+        self.addDockWidget(area.TopDockWidgetArea, self.docks["detail"])
+        self.addDockWidget(area.BottomDockWidgetArea, self.docks["escalations"])
+        self.addDockWidget(area.BottomDockWidgetArea, self.docks["tree"])
+        self.addDockWidget(area.BottomDockWidgetArea, self.docks["charts"])
+        self.tabifyDockWidget(self.docks["detail"], self.docks["intents"])
+        self.tabifyDockWidget(self.docks["charts"], self.docks["log"])
+        self.docks["detail"].raise_()
+        self.docks["charts"].raise_()
+        vertical, horizontal = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
+        self.resizeDocks([self.docks["groups"], self.docks["escalations"]], [520, 300], vertical)
+        self.resizeDocks([self.docks["groups"], self.docks["detail"]], [700, 700], horizontal)
+        self.resizeDocks(
+            [self.docks["escalations"], self.docks["tree"], self.docks["charts"]], [450, 450, 500], horizontal
+        )
+
+    def restore_default_layout(self) -> None:
+        self.restoreState(self.default_state, LAYOUT_VERSION)
+        self.settings.remove("layout/state")
+        self.settings.remove("layout/geometry")
+
+    def restore_layout(self) -> bool:
+        state, geometry = self.settings.value("layout/state"), self.settings.value("layout/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        return isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("layout/state", self.saveState(LAYOUT_VERSION))
+        self.settings.setValue("layout/geometry", self.saveGeometry())
+        self.settings.sync()
+
+    # --- actions --------------------------------------------------------------------------------
+
+    def _action(self, text: str, slot: Any, shortcut: str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        action.setToolTip(f"{tip or text} ({shortcut})" if shortcut else tip or text)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.launch_action = self._action("Launch group…", self.open_launch_dialog, "Ctrl+N")
+        self.halt_action = self._action("HALT", self.halt, HALT_SHORTCUT, "Kill switch: no new orders; cancels pass")
+        self.halt_action.setObjectName("haltAction")
+        self.resume_action = self._action("Resume trading", self.resume, "Ctrl+Shift+R")
+        self.cancel_action = self._action("Cancel orders", self._cancel_selected, "Ctrl+Shift+C")
+        self.close_action = self._action("Close group", self._close_selected, "Ctrl+Shift+X")
+        self.theme_action = self._action("Toggle dark/light theme", self.toggle_theme, "Ctrl+Shift+T")
+        self.layout_action = self._action("Restore default layout", self.restore_default_layout)
+        quit_action = self._action("Quit", self.close, "Ctrl+Q")
+        toolbar = self.addToolBar("Desk")
+        toolbar.setObjectName("deskToolbar")
+        for a in (self.launch_action, self.halt_action, self.resume_action, self.cancel_action, self.close_action):
+            toolbar.addAction(a)
+        desk = self.menuBar().addMenu("&Desk")
+        for a in (self.launch_action, self.halt_action, self.resume_action, quit_action):
+            desk.addAction(a)
+        group = self.menuBar().addMenu("&Group")
+        group.addAction(self.cancel_action)
+        group.addAction(self.close_action)
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.theme_action)
+        view.addAction(self.layout_action)
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        self.set_actor(self.actor)
+
+    def set_actor(self, actor: Actor) -> None:
+        """Who gives commands from this window (the --role at start; tests switch it)."""
+        self.actor = actor
+        self.escalations.set_role(actor.role)
+        self.status.set_actor(actor)
+        trader = actor.role.value == "trader"
+        for action in (self.launch_action, self.cancel_action, self.close_action):
+            action.setEnabled(trader)
+            if not trader:
+                action.setToolTip(f"Needs the trader role (you are {actor.role.value})")
+        risk = actor.role.value == "risk"
+        self.resume_action.setEnabled(risk)
+        if not risk:
+            self.resume_action.setToolTip(f"Needs the risk role (you are {actor.role.value})")
+
+    def _connect(self) -> None:
+        assert self.bridge is not None
+        self.bridge.changes.connect(self._apply_changes)
+        self.bridge.notice.connect(self.notify)
+        self.bridge.escalations_opened.connect(self._escalations_opened)
+        self.runner.finished.connect(self._command_finished)
+        self.groups.group_selected.connect(lambda _gid: self._load_detail())
+        self.groups.cancel_requested.connect(self.cancel_group)
+        self.groups.close_requested.connect(self.close_group)
+        self.escalations.action_requested.connect(self.escalation_action)
+        reporter().error.connect(self._reported)
+
+    # --- live updates -------------------------------------------------------------------------
+
+    def _apply_changes(self, changes: Changes) -> None:
+        now_ms = time.time_ns() // 1_000_000
+        for g in changes.groups:
+            self.launch_wall_ms.setdefault(g.group_id, now_ms)
+        if changes.groups:
+            self.groups.model.apply(changes.groups)
+        if changes.intents:
+            self.intents.model.apply(changes.intents)
+        if changes.nodes:
+            self.tree.model.apply(changes.nodes)
+        if changes.escalations:
+            self.escalations.model.apply(changes.escalations)
+            self._update_escalation_title()
+        selected = self.groups.selected_group()
+        if selected and selected in changes.touched_groups:
+            self._load_detail()
+
+    def _update_escalation_title(self) -> None:
+        assert self.bridge is not None
+        self.open_escalations = self.bridge.desk.open_escalation_count()
+        suffix = f" ({self.open_escalations})" if self.open_escalations else ""
+        self.docks["escalations"].setWindowTitle(f"Escalations{suffix}")
+
+    def _escalations_opened(self, rows: list[EscalationRow]) -> None:
+        QApplication.beep()
+        text = "; ".join(f"#{r.escalation_id} {r.kind} {r.group_id}" for r in rows)
+        if self.tray is not None:
+            self.tray.showMessage("Escalation", text, QSystemTrayIcon.MessageIcon.Warning, 10_000)
+        self.notify(Notice("warning", f"new escalation: {text}"))
+
+    def _load_detail(self) -> None:
+        if self._detail_task is not None:
+            self._detail_again = True  # coalesce: one more load after the one in flight
+            return
+        self._detail_task = asyncio.ensure_future(self._detail())
+
+    async def _detail(self) -> None:
+        assert self.bridge is not None
+        try:
+            while True:
+                self._detail_again = False
+                gid = self.groups.selected_group()
+                if gid is None:
+                    return
+                await self.detail.show_group(self.bridge.desk.groups.get(gid), self.bridge.desk.intents_of(gid))
+                if not self._detail_again:
+                    return
+        except Exception as exc:
+            self.notify(Notice("error", f"could not load group detail: {exc}"))
+        finally:
+            self._detail_task = None
+
+    def _every_half_second(self) -> None:
+        assert self.bridge is not None
+        self.status.refresh()
+        self.groups.model.touch_column(AGE_COLUMN)
+        clock = self.engine.clock
+        offset = clock.offset_ms(time.time_ns() // 1_000_000, self.engine.now_ns()) if clock.anchored else None
+        stats = self.engine.stats
+        t = time.monotonic() - self._t0
+        self.sampler.sample(t, stats["events"], stats["batches"], self.bridge.desk.uncovered_short_qty(), offset)
+        if self.docks["charts"].isVisible():
+            self.charts.redraw()
+
+    def notify(self, notice: Notice) -> None:
+        self.log.add(notice.level, notice.text)
+        if notice.level != "info" or not self.status.message.text():
+            self.status.show_message(notice.level, notice.text)
+
+    def _reported(self, text: str) -> None:
+        self.notify(Notice("error", text))
+
+    def _command_finished(self, label: str, ok: bool, message: str) -> None:
+        self.notify(Notice("info" if ok else "error", message))
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def open_launch_dialog(self) -> LaunchDialog:
+        dialog = LaunchDialog(self.session.catalog, self.session.margin_model, self)
+        dialog.launch_requested.connect(self.launch)
+        self._keep(dialog)
+        dialog.open()
+        return dialog
+
+    def launch(self, spec: GroupSpec) -> asyncio.Task[Any]:
+        return self.runner.run(f"launch {spec.group_id}", lambda: self.engine.launch(spec, self.actor))
+
+    def halt(self) -> asyncio.Task[Any]:
+        return self.runner.run("HALT", lambda: commands.set_trading_state(self.engine, TradingState.HALTED, self.actor))
+
+    def resume(self) -> asyncio.Task[Any]:
+        return self.runner.run(
+            "resume trading", lambda: commands.set_trading_state(self.engine, TradingState.ACTIVE, self.actor)
+        )
+
+    def cancel_group(self, group_id: str) -> asyncio.Task[Any]:
+        return self.runner.run(f"cancel {group_id}", lambda: cancel_group_orders(self.engine, group_id, self.actor))
+
+    def close_group(self, group_id: str) -> asyncio.Task[Any]:
+        return self.runner.run(f"close {group_id}", lambda: commands.close_group(self.engine, group_id, self.actor))
+
+    def _cancel_selected(self) -> None:
+        gid = self.groups.selected_group()
+        if gid:
+            self.cancel_group(gid)
+
+    def _close_selected(self) -> None:
+        gid = self.groups.selected_group()
+        if gid:
+            self.close_group(gid)
+
+    def escalation_action(self, action: str, row: EscalationRow) -> None:
+        engine, actor = self.engine, self.actor
+        if action == "acknowledge":
+            self.runner.run(f"acknowledge #{row.escalation_id}", lambda: commands.acknowledge(engine, row.key, actor))
+        elif action == "manual_hedge":
+            self.open_manual_hedge(row)
+        elif action == "approve_retry":
+            self.runner.run(
+                f"approve retry of {row.client_order_id}",
+                lambda: commands.approve_retry(engine, row.client_order_id, actor),
+            )
+        elif action == "abandon":
+            self.runner.run(
+                f"abandon {row.client_order_id}", lambda: commands.abandon(engine, row.client_order_id, actor)
+            )
+
+    def open_manual_hedge(self, row: EscalationRow) -> ManualHedgeDialog:
+        lot = self.session.catalog[row.symbol].lot_size if row.symbol in self.session.catalog else 1
+        dialog = ManualHedgeDialog(row.group_id, row.symbol, Side.BUY.value, row.unhedged_qty, lot, self)
+        dialog.confirmed.connect(self._manual_hedge_confirmed)
+        dialog.refused.connect(lambda why: self.notify(Notice("error", why)))
+        self._keep(dialog)
+        dialog.open()
+        return dialog
+
+    def _manual_hedge_confirmed(self, group_id: str, symbol: str, side: str, qty: int) -> None:
+        engine, actor = self.engine, self.actor
+        self.runner.run(
+            f"manual hedge {qty} {symbol}",
+            lambda: commands.manual_hedge(engine, group_id, symbol, Side(side), qty, actor),
+        )
+
+    def toggle_theme(self) -> None:
+        theme = "light" if str(self.settings.value("theme", self.session.config.theme)) == "dark" else "dark"
+        self.settings.setValue("theme", theme)
+        apply_theme(theme)
+
+    def _keep(self, dialog: Any) -> None:
+        self.dialogs.append(dialog)
+        dialog.finished.connect(lambda _=0, d=dialog: self.dialogs.remove(d) if d in self.dialogs else None)
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    def save_screenshot(self, path: Path) -> bool:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return bool(self.grab().save(str(path)))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        event.accept()
+
+    async def wait_closed(self) -> None:
+        await self._closed
+
+    async def shutdown(self) -> None:
+        """Stop refreshing, let running commands finish, close the read connection."""
+        if getattr(self, "_slow", None) is not None:
+            self._slow.stop()
+        await self.runner.drain()
+        if self._detail_task is not None:
+            await asyncio.gather(self._detail_task, return_exceptions=True)
+        if self.bridge is not None:
+            await self.bridge.close()
+        if self.reader is not None:
+            await self.reader.close()
+            self.reader = None
+        if self.tray is not None:
+            self.tray.hide()
+        if self.bridge is not None:
+            reporter().error.disconnect(self._reported)

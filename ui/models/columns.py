@@ -1,0 +1,111 @@
+"""Column declarations of every table (vn.py's ``headers`` idea, typed) and the state colours."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ui.models.table import Column
+from ui.reader import AuditLine
+from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView
+
+FAMILY_COLOURS = {
+    "pending": "#9fd3ff",  # light blue
+    "working": "#7fd18b",  # green
+    "pending_cancel": "#e07ce0",  # magenta
+    "failed": "#ff6b6b",  # red
+    "escalated": "#ffbf47",  # amber
+    "done": None,
+}
+
+INTENT_STATUS_COLOURS = {
+    "REJECTED": "#ff6b6b",
+    "ORPHANED": "#ffbf47",
+    "UNKNOWN": "#ffbf47",
+    "PENDING": "#9fd3ff",
+}
+
+
+def _pct(v: float) -> str:
+    return f"{v:.0f}%"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def group_columns(launch_wall_ms: dict[str, int], wall_ms: Callable[[], int] | None = None) -> list[Column[GroupRow]]:
+    now_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
+
+    def age(r: GroupRow) -> float | None:
+        t = launch_wall_ms.get(r.group_id)
+        return None if t is None else max(0.0, (now_ms() - t) / 1000)
+
+    return [
+        Column("Group", lambda r: r.group_id),
+        Column("Template", lambda r: r.template),
+        Column("State", lambda r: r.state, background=lambda r: FAMILY_COLOURS.get(r.family)),
+        Column("Hedge fill", lambda r: r.hedge_fill_pct, _pct, align_right=True),
+        Column("Risk fill", lambda r: r.risk_fill_pct, _pct, align_right=True),
+        Column("Net exposure", lambda r: r.net_exposure_qty, align_right=True),
+        Column("Age", age, _age, align_right=True),
+        Column("Reason", lambda r: r.reason),
+    ]
+
+
+AGE_COLUMN = 6
+
+
+def intent_columns() -> list[Column[IntentView]]:
+    return [
+        Column("Client order id", lambda r: r.client_order_id),
+        Column("Group", lambda r: r.group_id),
+        Column("Role", lambda r: r.role),
+        Column("Purpose", lambda r: r.purpose),
+        Column("Attempt", lambda r: r.attempt, align_right=True),
+        Column("Side", lambda r: r.side),
+        Column("Qty", lambda r: r.qty, align_right=True),
+        Column("Filled", lambda r: r.filled_qty, align_right=True),
+        Column("Symbol", lambda r: r.symbol),
+        Column("Type", lambda r: r.order_type),
+        Column("Status", lambda r: r.status, background=lambda r: INTENT_STATUS_COLOURS.get(r.status)),
+        Column("Order status", lambda r: r.order_status),
+        Column("Broker order id", lambda r: r.broker_order_id),
+        Column("Reason", lambda r: r.reason),
+    ]
+
+
+def escalation_columns() -> list[Column[EscalationRow]]:
+    return [
+        Column("#", lambda r: r.escalation_id, align_right=True),
+        Column("Severity", lambda r: r.severity),
+        Column("Kind", lambda r: r.kind),
+        Column("Status", lambda r: r.status, background=lambda r: "#ffbf47" if r.is_open else None),
+        Column("Group", lambda r: r.group_id),
+        Column("Symbol", lambda r: r.symbol),
+        Column("Unhedged qty", lambda r: r.unhedged_qty, align_right=True),
+        Column("Order", lambda r: r.client_order_id),
+        Column("Handled by", lambda r: r.handled_by),
+        Column("Reason", lambda r: r.reason),
+    ]
+
+
+def _opt(v: object) -> str:
+    return "" if v is None else str(v)
+
+
+def audit_columns() -> list[Column[AuditLine]]:
+    return [
+        Column("Source", lambda r: r.source),
+        Column("Entity", lambda r: r.entity),
+        Column("Id", lambda r: r.entity_id),
+        Column("Change", lambda r: r.change),
+        Column("Who", lambda r: r.who),
+        Column("Broker ts (ms)", lambda r: r.ts_broker_ms, _opt, align_right=True),
+        Column("Local ts (ns)", lambda r: r.ts_local_ns, _opt, align_right=True),
+        Column("Wall ts (ms)", lambda r: r.ts_wall_ms, _opt, align_right=True),
+        Column("Detail", lambda r: r.detail),
+    ]

@@ -1,0 +1,119 @@
+"""A keyed, declarative QAbstractTableModel: columns are data, updates arrive in batches.
+
+``apply(rows)`` replaces known rows and appends new ones with at most one ``beginInsertRows`` and
+one ``dataChanged`` per call, whatever the number of rows (never one signal per broker event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+
+R = TypeVar("R")
+
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the row object itself
+SORT_ROLE = Qt.ItemDataRole.UserRole + 2
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class Column(Generic[R]):
+    title: str
+    value: Callable[[R], Any]
+    text: Callable[[Any], str] = str
+    background: Callable[[R], str | None] | None = None
+    align_right: bool = False
+
+
+class KeyedTableModel(QAbstractTableModel, Generic[R]):
+    def __init__(self, columns: list[Column[R]], key: Callable[[R], Hashable], parent: Any = None) -> None:
+        super().__init__(parent)
+        self.columns = columns
+        self._key = key
+        self._rows: list[R] = []
+        self._index: dict[Hashable, int] = {}
+        self.updates = 0  # batches applied; tests check that updates are coalesced
+
+    # --- Qt interface -----------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.columns[section].title
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        col = self.columns[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return col.text(col.value(row))
+        if role == SORT_ROLE:
+            return col.value(row)
+        if role == ROW_ROLE:
+            return row
+        if role == Qt.ItemDataRole.BackgroundRole and col.background is not None:
+            colour = col.background(row)
+            return QBrush(QColor(colour)) if colour else None
+        if role == Qt.ItemDataRole.ForegroundRole and col.background is not None and col.background(row):
+            return QBrush(QColor("#101010"))
+        if role == Qt.ItemDataRole.TextAlignmentRole and col.align_right:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    # --- batched updates --------------------------------------------------------------------
+
+    def apply(self, rows: Iterable[R]) -> None:
+        """Replace rows with known keys, append the others: one insert and one dataChanged at most."""
+        first, last = len(self._rows), -1
+        new: list[R] = []
+        for row in rows:
+            k = self._key(row)
+            i = self._index.get(k)
+            if i is None:
+                self._index[k] = len(self._rows) + len(new)
+                new.append(row)
+            else:
+                self._rows[i] = row
+                first, last = min(first, i), max(last, i)
+        if last >= 0:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.columns) - 1))
+        if new:
+            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(new) - 1)
+            self._rows.extend(new)
+            self.endInsertRows()
+        if new or last >= 0:
+            self.updates += 1
+
+    def reset(self, rows: Iterable[R]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._index = {self._key(r): i for i, r in enumerate(self._rows)}
+        self.endResetModel()
+        self.updates += 1
+
+    def touch_column(self, column: int) -> None:
+        """Repaint one column of every row (time-dependent text such as an age)."""
+        if self._rows:
+            self.dataChanged.emit(self.index(0, column), self.index(len(self._rows) - 1, column))
+
+    def rows(self) -> list[R]:
+        return list(self._rows)
+
+    def row(self, key: Hashable) -> R | None:
+        i = self._index.get(key)
+        return None if i is None else self._rows[i]
+
+    def row_at(self, i: int) -> R:
+        return self._rows[i]

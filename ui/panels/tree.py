@@ -1,0 +1,31 @@
+"""Hedge recursion tree: groups, their hedge nodes and child nodes, expanding as nodes appear."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QModelIndex
+from PySide6.QtWidgets import QTreeView, QVBoxLayout, QWidget
+
+from ui.models.hedge_tree import HedgeTreeModel
+
+
+class HedgeTreePanel(QWidget):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.model = HedgeTreeModel(self)
+        self.view = QTreeView()
+        self.view.setObjectName("hedgeTree")
+        self.view.setModel(self.model)
+        self.view.setUniformRowHeights(True)
+        self.view.header().setStretchLastSection(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.view)
+        self.model.rowsInserted.connect(self._expand)
+
+    def _expand(self, parent: QModelIndex, first: int, last: int) -> None:
+        if parent.isValid():
+            self.view.expand(parent)
+        for row in range(first, last + 1):
+            self.view.expand(self.model.index(row, 0, parent))

@@ -1,0 +1,192 @@
+"""The desk's own read-only connection to the journal (WAL lets it read while the engine writes).
+
+The engine's writer connection is never used for display queries, so a slow view can never hold a
+transaction open or see uncommitted rows. Close it: an open aiosqlite connection keeps a thread alive.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.store.rows import INTENT_COLUMNS, NODE_COLUMNS
+from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView, NodeView
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLine:
+    """One line of a group's audit trail: a state transition or a command a person gave."""
+
+    source: str  # TRANSITION, COMMAND or REJECTED
+    entity: str
+    entity_id: str
+    change: str
+    detail: str
+    ts_broker_ms: int | None
+    ts_local_ns: int | None
+    ts_wall_ms: int | None
+    who: str
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return (self.source, self.entity_id, self.ts_local_ns or 0, self.change)
+
+
+class JournalReader:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, path: Path) -> JournalReader:
+        conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+        await conn.execute("PRAGMA query_only=ON")
+        return cls(conn)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        async with self._conn.execute(sql, params) as cur:
+            return [tuple(r) for r in await cur.fetchall()]
+
+    async def intents(self) -> list[IntentView]:
+        cols = ", ".join(INTENT_COLUMNS)
+        rows = await self.fetch(f"SELECT {cols} FROM intents ORDER BY rowid")
+        out = []
+        for values in rows:
+            d = dict(zip(INTENT_COLUMNS, values, strict=True))
+            out.append(
+                IntentView(
+                    d["client_order_id"],
+                    d["intent_id"],
+                    d["attempt"],
+                    d["group_id"],
+                    d["role"],
+                    d["purpose"],
+                    d["wave"],
+                    d["symbol"],
+                    d["side"],
+                    d["qty"],
+                    d["order_type"],
+                    d["status"],
+                    d["order_status"],
+                    d["filled_qty"],
+                    d["broker_order_id"] or "",
+                    d["hedge_node_id"] or "",
+                    d["reason"],
+                )
+            )
+        return out
+
+    async def groups(self, intents: list[IntentView], escalated: set[str]) -> list[GroupRow]:
+        legs: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)
+        for gid, role, symbol, qty in await self.fetch("SELECT group_id, role, symbol, qty FROM legs"):
+            legs[gid][role] = (symbol, qty)
+        hedge: dict[str, int] = defaultdict(int)
+        risk: dict[str, int] = defaultdict(int)
+        for i in intents:
+            if i.role == "HEDGE" and i.purpose in ("LEG", "HEDGE"):
+                hedge[i.group_id] += i.filled_qty
+            elif i.role == "RISK" and i.purpose == "LEG":
+                risk[i.group_id] += i.filled_qty
+        out = []
+        for gid, template, state, reason in await self.fetch(
+            "SELECT group_id, template, state, reason FROM groups ORDER BY rowid"
+        ):
+            h_sym, h_qty = legs[gid].get("HEDGE", ("", 0))
+            r_sym, r_qty = legs[gid].get("RISK", ("", 0))
+            out.append(
+                GroupRow(
+                    gid,
+                    template,
+                    state,
+                    reason,
+                    h_sym,
+                    r_sym,
+                    h_qty,
+                    r_qty,
+                    hedge[gid],
+                    risk[gid],
+                    False,
+                    gid in escalated,
+                )
+            )
+        return out
+
+    async def nodes(self) -> list[NodeView]:
+        rows = await self.fetch(f"SELECT {', '.join(NODE_COLUMNS)} FROM hedge_nodes ORDER BY rowid")
+        out = []
+        for values in rows:
+            d = dict(zip(NODE_COLUMNS, values, strict=True))
+            out.append(
+                NodeView(
+                    d["node_id"],
+                    d["group_id"],
+                    d["parent_id"] or "",
+                    d["depth"],
+                    d["kind"],
+                    d["symbol"],
+                    d["side"],
+                    d["target_qty"],
+                    d["filled_qty"],
+                    d["status"],
+                    d["reason"],
+                )
+            )
+        return out
+
+    async def escalations(self) -> list[EscalationRow]:
+        rows = await self.fetch(
+            "SELECT escalation_id, kind, severity, status, COALESCE(group_id, ''), COALESCE(client_order_id, ''),"
+            " symbol, unhedged_qty, reason, COALESCE(acknowledged_by, ''), COALESCE(acknowledged_role, ''),"
+            " COALESCE(resolved_by, '') FROM escalations ORDER BY escalation_id"
+        )
+        return [EscalationRow(*r) for r in rows]
+
+    async def launch_wall_ms(self) -> dict[str, int]:
+        """When each group was launched, by the wall clock of the audit log (display only)."""
+        rows = await self.fetch(
+            "SELECT target, MIN(ts_wall_ms) FROM audit_log WHERE command='launch' AND outcome='OK' GROUP BY target"
+        )
+        return {str(t): int(ms) for t, ms in rows}
+
+    async def audit_trail(self, group_id: str, client_order_ids: list[str]) -> list[AuditLine]:
+        """Transitions of the group and its orders, commands given on them, and refused events."""
+        ids = [group_id, *client_order_ids]
+        marks = ",".join("?" * len(ids))
+        esc_ids = [
+            str(e) for (e,) in await self.fetch("SELECT escalation_id FROM escalations WHERE group_id=?", (group_id,))
+        ]
+        targets = ids + esc_ids
+        tmarks = ",".join("?" * len(targets))
+        lines = [
+            AuditLine("TRANSITION", e, eid, f"{a} → {b}", cause, ts_ex, ts_loc, None, "")
+            for e, eid, a, b, cause, ts_ex, ts_loc in await self.fetch(
+                "SELECT entity, entity_id, from_state, to_state, cause, ts_exchange_ms, ts_local_ns FROM transitions"
+                f" WHERE entity_id IN ({marks}) ORDER BY id",
+                tuple(ids),
+            )
+        ]
+        lines += [
+            AuditLine(
+                "COMMAND", "COMMAND", target, f"{command} {outcome}", detail, None, ts_loc, wall, f"{user} ({role})"
+            )
+            for target, command, outcome, detail, ts_loc, wall, user, role in await self.fetch(
+                "SELECT target, command, outcome, detail_json, ts_local_ns, ts_wall_ms, os_user, role FROM audit_log"
+                f" WHERE target IN ({tmarks}) ORDER BY id",
+                tuple(targets),
+            )
+        ]
+        lines += [
+            AuditLine("REJECTED", "EVENT", coid or group_id, "refused", reason, ts_ex, ts_loc, None, "")
+            for coid, reason, ts_ex, ts_loc in await self.fetch(
+                "SELECT client_order_id, reason, ts_exchange_ms, ts_local_ns FROM rejected_events"
+                f" WHERE client_order_id IN ({marks}) OR json_extract(event_json, '$.group_id')=? ORDER BY id",
+                (*ids, group_id),
+            )
+        ]
+        return lines

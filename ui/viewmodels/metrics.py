@@ -1,0 +1,60 @@
+"""Time series for the charts: fixed-size numpy ring buffers fed by a sampler (no Qt here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+class RingBuffer:
+    """The last ``capacity`` (t, value) samples; ``view()`` returns them oldest first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._t = np.zeros(capacity, dtype=np.float64)
+        self._v = np.zeros(capacity, dtype=np.float64)
+        self._n = 0
+        self._head = 0
+
+    def append(self, t: float, value: float) -> None:
+        self._t[self._head] = t
+        self._v[self._head] = value
+        self._head = (self._head + 1) % len(self._t)
+        self._n = min(self._n + 1, len(self._t))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def view(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        if self._n < len(self._t):
+            return self._t[: self._n].copy(), self._v[: self._n].copy()
+        return np.roll(self._t, -self._head), np.roll(self._v, -self._head)
+
+
+SERIES = ("exposure", "event_rate", "batch_size", "clock_offset")
+
+
+@dataclass
+class MetricsSampler:
+    """Turns cumulative engine counters into rates per sample interval."""
+
+    capacity: int = 1200
+    series: dict[str, RingBuffer] = field(default_factory=dict)
+    _last_t: float | None = None
+    _last_events: int = 0
+    _last_batches: int = 0
+
+    def __post_init__(self) -> None:
+        self.series = {name: RingBuffer(self.capacity) for name in SERIES}
+
+    def sample(self, t_s: float, events: int, batches: int, uncovered_qty: int, offset_ms: int | None) -> None:
+        if self._last_t is not None and t_s > self._last_t:
+            d_events = events - self._last_events
+            d_batches = batches - self._last_batches
+            self.series["event_rate"].append(t_s, d_events / (t_s - self._last_t))
+            self.series["batch_size"].append(t_s, d_events / d_batches if d_batches else 0.0)
+        self._last_t, self._last_events, self._last_batches = t_s, events, batches
+        self.series["exposure"].append(t_s, float(uncovered_qty))
+        if offset_ms is not None:
+            self.series["clock_offset"].append(t_s, float(offset_ms))

@@ -1,0 +1,244 @@
+"""Immutable rows the desk shows, derived from the engine's in-memory book (no Qt here).
+
+Each row type is a frozen dataclass with a ``key``; equality decides whether a view must repaint
+it, so a row holds only what is displayed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from engine.core.model import GroupState, LegRole
+from engine.runtime.state import GroupRuntime
+from engine.store.rows import IntentRow, NodeRow
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+# Colour family per group state; the Qt layer maps a family to a colour of the theme.
+STATE_FAMILY: dict[str, str] = {
+    GroupState.CREATED.value: "pending",
+    GroupState.VALIDATED.value: "pending",
+    GroupState.HEDGE_SUBMITTED.value: "working",
+    GroupState.HEDGE_PARTIAL.value: "working",
+    GroupState.HEDGE_FILLED.value: "working",
+    GroupState.RISK_SUBMITTED.value: "working",
+    GroupState.RISK_PARTIAL.value: "working",
+    GroupState.RISK_FILLED.value: "working",
+    GroupState.HEDGED.value: "working",
+    GroupState.COMPLETED.value: "done",
+    GroupState.REJECTED.value: "failed",
+    GroupState.FAILED.value: "failed",
+    GroupState.CANCELLED.value: "done",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    group_id: str
+    template: str
+    state: str
+    reason: str
+    hedge_symbol: str
+    risk_symbol: str
+    hedge_qty: int
+    risk_qty: int
+    hedge_filled_qty: int
+    risk_filled_qty: int
+    pending_cancel: bool = False
+    escalated: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.group_id
+
+    @property
+    def hedge_fill_pct(self) -> float:
+        return 100.0 * self.hedge_filled_qty / self.hedge_qty if self.hedge_qty else 0.0
+
+    @property
+    def risk_fill_pct(self) -> float:
+        return 100.0 * self.risk_filled_qty / self.risk_qty if self.risk_qty else 0.0
+
+    @property
+    def net_exposure_qty(self) -> int:
+        """Signed units: hedge bought minus risk sold (negative means short beyond the hedge)."""
+        return self.hedge_filled_qty - self.risk_filled_qty
+
+    @property
+    def family(self) -> str:
+        """Colour family: escalated and pending-cancel win over the lifecycle state."""
+        if self.state in ("REJECTED", "FAILED"):
+            return "failed"
+        if self.escalated:
+            return "escalated"
+        if self.pending_cancel:
+            return "pending_cancel"
+        return STATE_FAMILY.get(self.state, "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class IntentView:
+    client_order_id: str
+    intent_id: str
+    attempt: int
+    group_id: str
+    role: str
+    purpose: str
+    wave: int
+    symbol: str
+    side: str
+    qty: int
+    order_type: str
+    status: str
+    order_status: str
+    filled_qty: int
+    broker_order_id: str
+    hedge_node_id: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return self.client_order_id
+
+    @classmethod
+    def of(cls, r: IntentRow) -> IntentView:
+        return cls(
+            r.client_order_id,
+            r.intent_id,
+            r.attempt,
+            r.group_id,
+            r.role.value,
+            r.purpose,
+            r.wave,
+            r.symbol,
+            r.side.value,
+            r.qty,
+            r.order_type.value,
+            r.status.value,
+            r.order_status.value,
+            r.filled_qty,
+            r.broker_order_id or "",
+            r.hedge_node_id or "",
+            r.reason,
+        )
+
+    def matches(self, text: str) -> bool:
+        t = text.lower()
+        return any(t in v.lower() for v in (self.client_order_id, self.group_id, self.symbol, self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    node_id: str
+    group_id: str
+    parent_id: str
+    depth: int
+    kind: str
+    symbol: str
+    side: str
+    target_qty: int
+    filled_qty: int
+    status: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return self.node_id
+
+    @classmethod
+    def of(cls, n: NodeRow) -> NodeView:
+        return cls(
+            n.node_id,
+            n.group_id,
+            n.parent_id or "",
+            n.depth,
+            n.kind.value,
+            n.symbol,
+            n.side.value,
+            n.target_qty,
+            n.filled_qty,
+            n.status.value,
+            n.reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRow:
+    escalation_id: int
+    kind: str
+    severity: str
+    status: str
+    group_id: str
+    client_order_id: str
+    symbol: str
+    unhedged_qty: int
+    reason: str
+    acknowledged_by: str
+    acknowledged_role: str
+    resolved_by: str
+
+    @property
+    def key(self) -> int:
+        return self.escalation_id
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "OPEN"
+
+    @property
+    def handled_by(self) -> str:
+        if self.resolved_by:
+            return f"resolved by {self.resolved_by}"
+        if self.acknowledged_by:
+            return f"{self.acknowledged_by} ({self.acknowledged_role})"
+        return ""
+
+
+def group_rows(
+    groups: Iterable[GroupRuntime], intents: Iterable[IntentRow], escalated_groups: set[str]
+) -> list[GroupRow]:
+    """One row per group; fills are summed from confirmed cumulative fills of the book's intents."""
+    hedge_filled: dict[str, int] = defaultdict(int)
+    risk_filled: dict[str, int] = defaultdict(int)
+    cancelling: set[str] = set()
+    for r in intents:
+        if r.role is LegRole.HEDGE and r.purpose in ("LEG", "HEDGE"):
+            hedge_filled[r.group_id] += r.filled_qty
+        elif r.role is LegRole.RISK and r.purpose == "LEG":
+            risk_filled[r.group_id] += r.filled_qty
+        if r.order_status.value == "PENDING_CANCEL":
+            cancelling.add(r.group_id)
+    rows = []
+    for g in groups:
+        gid = g.spec.group_id
+        rows.append(
+            GroupRow(
+                group_id=gid,
+                template=g.spec.template,
+                state=g.state.value,
+                reason=g.reason,
+                hedge_symbol=g.spec.hedge.symbol,
+                risk_symbol=g.spec.risk.symbol,
+                hedge_qty=g.spec.hedge.qty,
+                risk_qty=g.spec.risk.qty,
+                hedge_filled_qty=hedge_filled[gid],
+                risk_filled_qty=risk_filled[gid],
+                pending_cancel=gid in cancelling,
+                escalated=gid in escalated_groups,
+            )
+        )
+    return rows
+
+
+def changed(old: dict[K, R], new: Iterable[tuple[K, R]]) -> list[R]:
+    """Rows of ``new`` that are absent from ``old`` or differ from it; ``old`` is updated in place."""
+    out = []
+    for key, row in new:
+        if old.get(key) != row:
+            old[key] = row
+            out.append(row)
+    return out
