@@ -32,8 +32,9 @@ class IntentFilter(QSortFilterProxyModel):
         self.text = ""
 
     def set_filter(self, status: str, group: str, text: str) -> None:
+        self.beginFilterChange()  # Qt >= 6.9; invalidateFilter() is deprecated
         self.status, self.group, self.text = status, group.strip(), text.strip()
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         row: IntentView = self.sourceModel().index(source_row, 0, source_parent).data(ROW_ROLE)
