@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 
 from engine.core.events import (
@@ -190,7 +190,7 @@ class PaperBroker:
                 if isinstance(result, Exception):
                     log.error("paper exchange task had failed: %r", result)
             try:
-                await self._store.save(self.core.to_state(), [])
+                await self._commit([], changed=self.core.live_order_ids())
             finally:
                 await self._store.close()
                 for queue in self._subscribers:
@@ -206,7 +206,7 @@ class PaperBroker:
             self._quiet_steps = 0 if events else self._quiet_steps + 1
             if events or self._quiet_steps >= _QUIET_STEPS_PER_SAVE:
                 self._quiet_steps = 0
-                await self._commit(events)
+                await self._commit(events, changed=self.core.live_order_ids())
         self._publish(events)
         return events
 
@@ -236,8 +236,15 @@ class PaperBroker:
         if self._closed:
             raise RuntimeError("the paper broker is closed")
 
-    async def _commit(self, events: list[BrokerEvent]) -> None:
-        await self._store.save(self.core.to_state(), [event_to_dict(e) for e in events])
+    async def _commit(self, events: list[BrokerEvent], changed: Iterable[str] = ()) -> None:
+        # Only the orders these events touched (plus the live ones, whose cancel countdowns move
+        # without events) are rewritten; the rest of the day's orders are already on disk.
+        ids = {e.broker_order_id for e in events} | set(changed)
+        if self._store.needs_full_save:
+            ids = {o.broker_order_id for o in self.core.orders()}
+            self._store.needs_full_save = False
+        orders = self.core.orders_state(sorted(ids))
+        await self._store.save(self.core.meta_state(), [event_to_dict(e) for e in events], orders)
         if events:
             for listener in self._commit_listeners:
                 listener(events)

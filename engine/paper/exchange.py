@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -385,6 +385,10 @@ class ExchangeCore:
 
     def to_state(self) -> dict[str, Any]:
         """The full state as plain JSON-able data, RNG states included."""
+        return {**self.meta_state(), "orders": [_order_to_state(o) for o in self._orders.values()]}
+
+    def meta_state(self) -> dict[str, Any]:
+        """Everything but the orders: counters, prices, depth and RNG states (small, fixed size)."""
         return {
             "version": STATE_VERSION,
             "seed": self.seed,
@@ -393,8 +397,14 @@ class ExchangeCore:
             "trade_seq": self._trade_seq,
             "cancel_latency_steps": self.cancel_latency_steps,
             "markets": {sym: _market_to_state(m) for sym, m in self._markets.items()},
-            "orders": [_order_to_state(o) for o in self._orders.values()],
         }
+
+    def orders_state(self, broker_order_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The saved form of these orders (unknown ids are skipped)."""
+        return [_order_to_state(self._orders[i]) for i in broker_order_ids if i in self._orders]
+
+    def live_order_ids(self) -> list[str]:
+        return [o.broker_order_id for o in self._orders.values() if o.live]
 
     @classmethod
     def from_state(cls, catalog: Mapping[str, Instrument], state: Mapping[str, Any]) -> ExchangeCore:

@@ -17,6 +17,9 @@ import aiosqlite
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS exchange_state ( id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, json TEXT NOT NULL)",
+    # One row per order, rewritten only when the order changes: a commit costs what changed, not
+    # every order of the day (the exchange_state row then holds everything else).
+    "CREATE TABLE IF NOT EXISTS orders (broker_order_id TEXT PRIMARY KEY, json TEXT NOT NULL)",
 )
 
 
@@ -31,6 +34,7 @@ class PaperStateStore:
         self.path = path
         self._conn = conn
         self._closed = False
+        self.needs_full_save = False
 
     async def load(self) -> dict[str, Any] | None:
         """The last saved core state, or None for a new file."""
@@ -44,14 +48,30 @@ class PaperStateStore:
             raise PaperStateError(f"paper exchange state in {self.path} is corrupt: {exc}") from exc
         if not isinstance(state, dict):
             raise PaperStateError(f"paper exchange state in {self.path} is not a JSON object")
+        if "orders" in state:  # written before per-order rows: the next save moves them over
+            self.needs_full_save = True
+            return state
+        async with self._conn.execute("SELECT json FROM orders ORDER BY broker_order_id") as cur:
+            rows = await cur.fetchall()
+        try:
+            state["orders"] = [json.loads(text) for (text,) in rows]
+        except json.JSONDecodeError as exc:
+            raise PaperStateError(f"an order in {self.path} is corrupt: {exc}") from exc
         return state
 
-    async def save(self, state: dict[str, Any], events: list[dict[str, Any]]) -> None:
-        """Replace the state and append ``events``, atomically."""
-        state_json = json.dumps(state, separators=(",", ":"))
+    async def save(
+        self, meta: dict[str, Any], events: list[dict[str, Any]], orders: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Replace the meta state, upsert the changed ``orders`` and append ``events``, atomically."""
+        state_json = json.dumps(meta, separators=(",", ":"))
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
             await self._conn.execute("INSERT OR REPLACE INTO exchange_state (id, json) VALUES (1, ?)", (state_json,))
+            if orders:
+                await self._conn.executemany(
+                    "INSERT OR REPLACE INTO orders (broker_order_id, json) VALUES (?, ?)",
+                    [(o["broker_order_id"], json.dumps(o, separators=(",", ":"))) for o in orders],
+                )
             await self._conn.executemany(
                 "INSERT INTO events (json) VALUES (?)",
                 [(json.dumps(e, separators=(",", ":")),) for e in events],

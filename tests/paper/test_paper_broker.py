@@ -293,3 +293,36 @@ async def test_a_file_that_is_not_sqlite_is_named_in_the_error(tmp_path: Path) -
     bogus.write_text("this is not a database, just some text that is long enough " * 20)
     with pytest.raises(PaperStateError, match=r"notes\.db"):
         await PaperBroker.open(bogus, CATALOG, auto_tick=False)
+
+
+async def test_orders_are_saved_one_row_each_and_an_old_whole_state_file_is_carried_over(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from engine.catalog import load_catalog
+    from engine.paper.exchange import ExchangeCore
+    from engine.paper.state import open_state
+
+    catalog = load_catalog()
+    old = ExchangeCore(catalog, 7)
+    old.place(OrderRequest("OLD1", "NIFTY26DEC24000CE", Side.BUY, 75, OrderType.MARKET), 1_000)
+    store = await open_state(tmp_path / "x.db")
+    await store.save(old.to_state(), [])  # the earlier format: every order inside the one state row
+    await store.close()
+
+    broker = await PaperBroker.open(tmp_path / "x.db", catalog, auto_tick=False)
+    assert (await broker.find("OLD1")) is not None
+    await broker.place(OrderRequest("NEW1", "NIFTY26DEC24000CE", Side.BUY, 75, OrderType.MARKET))
+    await broker.close()
+
+    conn = sqlite3.connect(tmp_path / "x.db")
+    meta = json.loads(conn.execute("SELECT json FROM exchange_state").fetchone()[0])
+    rows = [r[0] for r in conn.execute("SELECT broker_order_id FROM orders ORDER BY broker_order_id")]
+    conn.close()
+    assert "orders" not in meta and len(rows) == 2
+    again = await PaperBroker.open(tmp_path / "x.db", catalog, auto_tick=False)
+    try:
+        assert {o.client_order_id for o in await again.orders()} == {"OLD1", "NEW1"}
+        assert (await again.positions()) == {"NIFTY26DEC24000CE": 150}
+    finally:
+        await again.close()
