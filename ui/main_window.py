@@ -24,7 +24,6 @@ from ui.bridge import EngineBridge
 from ui.commands import CommandRunner
 from ui.dialogs.launch import LaunchDialog
 from ui.dialogs.manual_hedge import ManualHedgeDialog
-from ui.engine_ext import cancel_group_orders
 from ui.errors import reporter
 from ui.models.columns import AGE_COLUMN
 from ui.panels.charts import ChartsPanel
@@ -320,7 +319,7 @@ class MainWindow(QMainWindow):
         )
 
     def cancel_group(self, group_id: str) -> asyncio.Task[Any]:
-        return self.runner.run(f"cancel {group_id}", lambda: cancel_group_orders(self.engine, group_id, self.actor))
+        return self.runner.run(f"cancel {group_id}", lambda: commands.cancel_group(self.engine, group_id, self.actor))
 
     def close_group(self, group_id: str) -> asyncio.Task[Any]:
         return self.runner.run(f"close {group_id}", lambda: commands.close_group(self.engine, group_id, self.actor))

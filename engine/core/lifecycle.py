@@ -190,3 +190,19 @@ def _leg_phase(
     if remainder <= 0:
         return Decision(state, "remainder is below one lot")
     return Decision(state, place=Wave(leg.role, progress.waves + 1, remainder))
+
+
+def decide_cancelled(spec: GroupSpec, orders: list[OrderView], hedge: TreeProgress) -> Decision | None:
+    """A trader cancelled a group that is still building: nothing new is sent for it. Once no
+    order may still fill, it ends CANCELLED, or HEDGED if a matched spread already exists (which
+    the trader then closes like any other). None: still waiting for cancels to be confirmed."""
+    risk = leg_progress(spec.risk, orders)
+    if hedge.working or risk.working:
+        return None
+    if risk.filled_qty > 0:
+        return Decision(
+            G.HEDGED, f"cancelled by trader while building: hedge {hedge.filled_qty}, risk {risk.filled_qty}"
+        )
+    if hedge.filled_qty > 0:
+        return Decision(G.CANCELLED, f"cancelled by trader; hedge long {hedge.filled_qty} left open (no exposure)")
+    return Decision(G.CANCELLED, "cancelled by trader; nothing filled")

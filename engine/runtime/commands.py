@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from engine.core.hedge_tree import NodeKind
 from engine.core.model import TERMINAL_GROUP_STATES, GroupState, IntentStatus, OrderStatus, Role, Side
 from engine.core.trading_state import TradingState, order_refusal
-from engine.runtime import hedging
+from engine.runtime import hedging, stops
 from engine.runtime.ingest import snapshot_events
 from engine.runtime.state import Actor, CommandError, RoleError
 from engine.store.rows import IntentRow
@@ -223,3 +223,40 @@ async def close_group(engine: Engine, group_id: str, actor: Actor) -> None:
         group.close_requested = True
         await engine.advance_group(group_id)
         engine.refresh_settled()
+
+
+async def cancel_group(engine: Engine, group_id: str, actor: Actor) -> list[str]:
+    """A trader cancels a group that is still building: nothing new is sent for it, every working
+    order of it (never a stop-loss) is cancelled through the confirmed-cancel path, and once no
+    order may still fill it ends CANCELLED (or HEDGED, when a matched spread already exists, for
+    the trader to close). Interim-exposure hedges still run: a cancel never leaves exposure."""
+    async with engine.exclusive():
+        engine.check_running()
+        try:
+            engine.require(actor, Role.TRADER, "cancel_group")
+            group = engine.book.groups.get(group_id)
+            if group is None or group.state in TERMINAL_GROUP_STATES:
+                raise CommandError(f"group {group_id} is not open")
+            if group.state is GroupState.HEDGED:
+                raise CommandError(f"group {group_id} is HEDGED; close it instead (risk leg first)")
+        except (RoleError, CommandError) as exc:
+            await engine.audit(actor, "cancel_group", group_id, {"refused": str(exc)}, "REFUSED")
+            raise
+        working = [
+            r
+            for r in engine.book.of_group(group_id)
+            if r.purpose in ("LEG", "HEDGE") and r.order_status in _CANCELLABLE and r.broker_order_id
+        ]
+        coids = [r.client_order_id for r in working]
+        async with engine.journal.transaction():
+            await engine.journal.request_cancel(group_id)
+            await engine.audit_in_tx(actor, "cancel_group", group_id, {"orders": coids}, "OK")
+        group.cancel_requested = True
+        for row in working:
+            await stops.request_cancel(engine, row, f"group cancelled by {actor.os_user} ({actor.role.value})")
+        await engine.advance_group(group_id)
+        engine.refresh_settled()
+        return coids
+
+
+_CANCELLABLE = (OrderStatus.TRIGGER_PENDING, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)

@@ -21,7 +21,7 @@ from engine.core.events import Ambiguous, BrokerEvent, OrderRequest, Rejected
 from engine.core.groups import GroupSpec
 from engine.core.hedge_tree import NodeKind
 from engine.core.instruments import Instrument, paise_to_str
-from engine.core.lifecycle import Wave, decide, group_transition_problem
+from engine.core.lifecycle import Wave, decide, decide_cancelled, group_transition_problem
 from engine.core.margin import MarginModel, group_margin_paise
 from engine.core.model import GroupState, IntentStatus, LegRole, OrderStatus, OrderType, Role, Side
 from engine.core.slicing import slice_qty
@@ -258,6 +258,13 @@ class Engine:
                 return
             rows = self.book.of_group(group_id)
             progress = hedging.tree_progress(self, group_id)
+            if group.cancel_requested:
+                ended = decide_cancelled(group.spec, [r.view() for r in rows], progress)
+                if ended is not None:
+                    await self.set_group_state(group, ended.state, ended.reason)
+                    if ended.state is GroupState.HEDGED:
+                        continue
+                return
             decision = decide(group.spec, group.state, [r.view() for r in rows], self.config.max_waves, progress)
             group.waiting_on_person = decision.waiting_on_person
             await self.set_group_state(group, decision.state, decision.reason)

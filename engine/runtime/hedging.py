@@ -144,6 +144,8 @@ async def service_nodes(engine: Engine, group: GroupRuntime) -> None:
         verdict = judge(node.depth, node.target_qty, filled, node.lot_size, engine.config.max_hedge_depth)
         if verdict.status is NodeStatus.FILLED:
             await _save(engine, node, filled=filled, status=NodeStatus.FILLED)
+        elif verdict.status is NodeStatus.CHILDED and node.kind is NodeKind.LEG and group.cancel_requested:
+            await _save(engine, node, filled=filled, status=NodeStatus.EXHAUSTED, reason="group cancelled by trader")
         elif verdict.status is NodeStatus.CHILDED:
             await _save(engine, node, filled=filled, status=NodeStatus.CHILDED, reason=verdict.reason)
             limit = group.spec.hedge.limit_price_paise if node.kind is NodeKind.LEG else None

@@ -34,7 +34,7 @@ async def load_book(engine: Engine) -> None:
     terminal = tuple(s.value for s in TERMINAL_GROUP_STATES)
     marks = ",".join("?" * len(terminal))
     groups = await j.fetch(
-        f"SELECT group_id, template, state, reason, stop_trigger_paise, close_requested FROM groups"
+        f"SELECT group_id, template, state, reason, stop_trigger_paise, close_requested, cancel_requested FROM groups"
         f" WHERE state NOT IN ({marks})",
         terminal,
     )
@@ -46,11 +46,12 @@ async def load_book(engine: Engine) -> None:
         by_group.setdefault(g, {})[LegRole(role)] = LegSpec(
             LegRole(role), symbol, Side(side), qty, lot, tick, freeze, limit
         )
-    for group_id, template, state, reason, stop_trigger, close_requested in groups:
+    for group_id, template, state, reason, stop_trigger, close_requested, cancel_requested in groups:
         legs_of = by_group[group_id]
         spec = GroupSpec(group_id, legs_of[LegRole.HEDGE], legs_of[LegRole.RISK], template, stop_trigger)
         runtime = GroupRuntime(spec, GroupState(state), reason)
         runtime.close_requested = bool(close_requested)
+        runtime.cancel_requested = bool(cancel_requested)
         engine.book.groups[group_id] = runtime
     open_ids = tuple(engine.book.groups)
     unfinished = ",".join("?" * len(_UNFINISHED))

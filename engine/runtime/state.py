@@ -43,6 +43,7 @@ class GroupRuntime:
     reason: str = ""
     waiting_on_person: bool = False
     close_requested: bool = False
+    cancel_requested: bool = False
 
     @property
     def settled(self) -> bool:

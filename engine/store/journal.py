@@ -136,6 +136,9 @@ class Journal:
             (state.value, reason, now_ns, group_id),
         )
 
+    async def request_cancel(self, group_id: str) -> None:
+        await self._conn.execute("UPDATE groups SET cancel_requested=1 WHERE group_id=?", (group_id,))
+
     async def request_close(self, group_id: str) -> None:
         await self._conn.execute("UPDATE groups SET close_requested=1 WHERE group_id=?", (group_id,))
 

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from engine.store.journal import Journal
+from engine.store.migrations import discover
 from tests.regressions.v1 import v1_migrations
 
 
@@ -33,7 +34,7 @@ async def test_a_populated_v1_journal_upgrades_with_its_links_intact(tmp_path: P
     c.close()
     j = await Journal.open(db)
     try:
-        assert j.schema_version == 3
+        assert j.schema_version == discover()[-1].version >= 2
         assert await j.fetch("SELECT client_order_id, status, purpose FROM intents") == [("TDA", "FILLED", "LEG")]
         assert await j.fetch("SELECT trade_id, client_order_id FROM fills") == [("T1", "TDA")]
         assert await j.fetch("SELECT client_order_id FROM escalations") == [("TDA",)]

@@ -146,3 +146,40 @@ async def test_trading_state_survives_a_restart(harness: Harness) -> None:
     assert engine.trading_state is TradingState.REDUCING
     with pytest.raises(CommandError, match="REDUCING"):
         await engine.launch(group("G1"), TRADER)
+
+
+async def test_a_trader_cancels_a_building_group_and_nothing_more_is_sent(harness: Harness) -> None:
+    from engine.catalog import load_catalog
+    from engine.core.groups import parse_group
+
+    broker = await harness.open_broker()
+    broker.core.set_depth(HEDGE, lots_per_level=1, levels=1)  # one of two lots fills at once
+    engine = await harness.start()
+    building = parse_group(
+        {
+            "group_id": "B1",
+            "legs": [
+                {"role": "HEDGE", "symbol": HEDGE, "side": "BUY", "qty": 150, "limit_price": "200.00"},
+                {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": 150},
+            ],
+        },
+        load_catalog(),
+    )
+    await engine.launch(building, TRADER)
+    with pytest.raises(RoleError, match="cancel_group needs the trader role"):
+        await commands.cancel_group(engine, "B1", RISK)
+    cancelled = await commands.cancel_group(engine, "B1", TRADER)
+    assert len(cancelled) == 1
+    assert await engine.wait_settled(10)
+    doc = await harness.document()
+    assert (doc["groups"][0]["state"], doc["groups"][0]["reason"]) == (
+        "CANCELLED",
+        "cancelled by trader; hedge long 75 left open (no exposure)",
+    )
+    assert [o.status.value for o in await harness.broker.orders()] == ["CANCELLED"]  # type: ignore[union-attr]
+    assert [(n["depth"], n["status"]) for n in doc["hedge_nodes"]] == [(0, "EXHAUSTED")]
+    assert not [i for i in doc["intents"] if i["role"] == "RISK"], "nothing is sold for a cancelled group"
+    await engine.launch(group("G2", hedge="BANKNIFTY26DEC52500CE", risk="BANKNIFTY26DEC52000CE", qty=70), TRADER)
+    assert await engine.wait_settled(10)
+    with pytest.raises(CommandError, match="is HEDGED; close it instead"):
+        await commands.cancel_group(engine, "G2", TRADER)

@@ -32,9 +32,11 @@ async def test_halt_blocks_a_new_launch_while_cancels_still_work(desk: DeskHarne
     await until(lambda: window.intents.model.row(resting.client_order_id).order_status == "CANCELLED", what="cancelled")
     (order,) = await desk.broker.orders()  # type: ignore[union-attr]
     assert (order.client_order_id, order.status.value) == (resting.client_order_id, "CANCELLED")
-    nodes = await until(lambda: [n for n in window.tree.model.children_of("R1")], what="hedge node")
-    child = await until(lambda: window.tree.model.children_of(nodes[0].node_id), what="halted child node")
-    assert child[0].status == "HALTED", "halted: the remainder is escalated, not re-sent"
+    nodes = await until(
+        lambda: [n for n in window.tree.model.children_of("R1") if n.status == "EXHAUSTED"], what="hedge node closed"
+    )
+    assert window.tree.model.children_of(nodes[0].node_id) == [], "a cancelled group's remainder is never re-sent"
+    await until(lambda: (r := window.groups.model.row("R1")) is not None and r.state == "CANCELLED", what="CANCELLED")
     assert [r[0] for r in await desk.journal_rows("SELECT outcome FROM audit_log WHERE command='cancel_group'")] == [
         "OK"
     ]
