@@ -283,7 +283,14 @@ class MainWindow(QMainWindow):
         offset = clock.offset_ms(time.time_ns() // 1_000_000, self.engine.now_ns()) if clock.anchored else None
         stats = self.engine.stats
         t = time.monotonic() - self._t0
-        self.sampler.sample(t, stats["events"], stats["batches"], self.bridge.desk.uncovered_short_qty(), offset)
+        self.sampler.sample(
+            t,
+            stats["events"],
+            stats["batches"],
+            self.bridge.desk.uncovered_short_qty(),
+            offset,
+            self.engine.commit_latency_us(),
+        )
         if self.docks["charts"].isVisible():
             self.charts.redraw()
 

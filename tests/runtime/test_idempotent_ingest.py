@@ -162,3 +162,12 @@ async def test_event_for_an_unknown_order_is_recorded_not_applied(harness: Harne
     await engine.ingest([FillReport("TX1", "PX999", "SOMEONEELSE", "NIFTY26DEC24200CE", Side.BUY, 75, 100, 1)])
     rows = await harness.journal.fetch("SELECT reason FROM rejected_events ORDER BY id DESC LIMIT 1")  # type: ignore[union-attr]
     assert "does not know" in rows[0][0]
+
+
+async def test_journal_commit_latency_is_measured_per_event_batch(harness: Harness) -> None:
+    engine = await harness.start()
+    assert engine.commit_latency_us() is None
+    await engine.launch(group("G1"), TRADER)
+    assert await engine.wait_settled(10)
+    p50, p99 = engine.commit_latency_us() or (0, 0)
+    assert 0 < p50 <= p99

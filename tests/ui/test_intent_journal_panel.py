@@ -15,7 +15,8 @@ async def test_intent_filters_narrow_the_rows_and_csv_exports_exactly_them(desk:
     engine = desk.sessions[-1][0].engine
     for gid in ("ALPHA", "BETA"):
         await engine.launch(group(gid), Actor("tina", Role.TRADER))
-    await until(lambda: len(window.intents.model.rows()) == 4, what="four intents shown")
+    rows = window.intents.model.rows
+    await until(lambda: len(rows()) == 4 and {r.status for r in rows()} == {"FILLED"}, what="four filled intents")
     panel = window.intents
 
     panel.group.setText("alp")

@@ -61,7 +61,15 @@ async def test_a_thin_hedge_grows_child_nodes_in_the_tree_and_raises_an_escalati
     window = await desk.open()
     _fill_launch(window, "G1", lots=5).send.click()
 
-    await until(lambda: window.tree.model.node_count() == 4, what="four hedge nodes")
+    def chain_statuses() -> list[str]:
+        roots = window.tree.model.children_of("G1")
+        chain = list(roots[:1])
+        while chain and (children := window.tree.model.children_of(chain[-1].node_id)):
+            chain.extend(children)
+        return [n.status for n in chain]
+
+    # the view refreshes at most 20 times a second: wait for the settled tree, not the first four rows
+    await until(lambda: chain_statuses() == ["CHILDED", "CHILDED", "CHILDED", "EXHAUSTED"], what="exhausted chain")
     (root,) = window.tree.model.children_of("G1")
     assert (root.depth, root.target_qty, root.filled_qty, root.status) == (0, 375, 150, "CHILDED")
     chain = [root]

@@ -91,3 +91,15 @@ def test_config_file_then_flags_override_the_defaults(tmp_path: Path) -> None:
         load(str(toml), {}, base)
     with pytest.raises(UsageError, match="role 'boss'"):
         load(None, {"role": "boss"}, base)
+
+
+def test_the_sampler_records_journal_commit_latency_p50_and_p99() -> None:
+    from ui.viewmodels.metrics import MetricsSampler
+
+    sampler = MetricsSampler(capacity=8)
+    sampler.sample(1.0, events=10, batches=2, uncovered_qty=0, offset_ms=5, commit_us=(120, 900))
+    sampler.sample(2.0, events=30, batches=4, uncovered_qty=75, offset_ms=6, commit_us=None)
+    t, p99 = sampler.series["commit_p99"].view()
+    assert list(t) == [1.0] and list(p99) == [900.0]
+    assert list(sampler.series["commit_p50"].view()[1]) == [120.0]
+    assert list(sampler.series["event_rate"].view()[1]) == [20.0]

@@ -1,5 +1,5 @@
-"""Charts: uncovered exposure, broker events/s, events per journal batch, broker-clock offset.
-One curve per plot, fed by ``setData`` from numpy ring buffers (never clear-and-replot)."""
+"""Charts: uncovered exposure, broker events/s, journal commit latency (p50 and p99), broker-clock
+offset. Each curve is fed by ``setData`` from a numpy ring buffer (never clear-and-replot)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from ui.viewmodels.metrics import MetricsSampler
 
+# plot title, unit, and the series drawn in it (with their pens)
 TITLES = {
-    "exposure": ("Uncovered short exposure", "units"),
-    "event_rate": ("Broker events", "events/s"),
-    "batch_size": ("Events per journal batch", "events"),
-    "clock_offset": ("Broker clock offset", "ms"),
+    "exposure": ("Uncovered short exposure", "units", (("exposure", "#7fd18b"),)),
+    "event_rate": ("Broker events", "events/s", (("event_rate", "#7fd18b"),)),
+    "commit": (
+        "Journal commit latency (p50 green, p99 amber)",
+        "µs",
+        (("commit_p50", "#7fd18b"), ("commit_p99", "#f0b44c")),
+    ),
+    "clock_offset": ("Broker clock offset", "ms", (("clock_offset", "#7fd18b"),)),
 }
 
 
@@ -25,15 +30,16 @@ class ChartsPanel(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         grid = QGridLayout(self)
         grid.setContentsMargins(2, 2, 2, 2)
-        for i, (name, (title, unit)) in enumerate(TITLES.items()):
+        for i, (title, unit, series) in enumerate(TITLES.values()):
             plot = pg.PlotWidget(title=title)
             plot.setLabel("left", unit)
             plot.setLabel("bottom", "s")
             plot.showGrid(x=True, y=True, alpha=0.2)
-            curve = plot.plot(pen=pg.mkPen("#7fd18b", width=1))
-            curve.setClipToView(True)
-            curve.setDownsampling(auto=True, method="peak")
-            self.curves[name] = curve
+            for name, colour in series:
+                curve = plot.plot(pen=pg.mkPen(colour, width=1))
+                curve.setClipToView(True)
+                curve.setDownsampling(auto=True, method="peak")
+                self.curves[name] = curve
             grid.addWidget(plot, i // 2, i % 2)
 
     def redraw(self) -> None:

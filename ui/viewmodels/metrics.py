@@ -32,7 +32,7 @@ class RingBuffer:
         return np.roll(self._t, -self._head), np.roll(self._v, -self._head)
 
 
-SERIES = ("exposure", "event_rate", "batch_size", "clock_offset")
+SERIES = ("exposure", "event_rate", "commit_p50", "commit_p99", "clock_offset")
 
 
 @dataclass
@@ -48,13 +48,22 @@ class MetricsSampler:
     def __post_init__(self) -> None:
         self.series = {name: RingBuffer(self.capacity) for name in SERIES}
 
-    def sample(self, t_s: float, events: int, batches: int, uncovered_qty: int, offset_ms: int | None) -> None:
+    def sample(
+        self,
+        t_s: float,
+        events: int,
+        batches: int,
+        uncovered_qty: int,
+        offset_ms: int | None,
+        commit_us: tuple[int, int] | None = None,
+    ) -> None:
         if self._last_t is not None and t_s > self._last_t:
             d_events = events - self._last_events
-            d_batches = batches - self._last_batches
             self.series["event_rate"].append(t_s, d_events / (t_s - self._last_t))
-            self.series["batch_size"].append(t_s, d_events / d_batches if d_batches else 0.0)
         self._last_t, self._last_events, self._last_batches = t_s, events, batches
+        if commit_us is not None:
+            self.series["commit_p50"].append(t_s, float(commit_us[0]))
+            self.series["commit_p99"].append(t_s, float(commit_us[1]))
         self.series["exposure"].append(t_s, float(uncovered_qty))
         if offset_ms is not None:
             self.series["clock_offset"].append(t_s, float(offset_ms))
