@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 
+from engine.broker.fanout import EventFanout
 from engine.core.events import (
     Ambiguous,
     BrokerEvent,
@@ -63,7 +64,7 @@ class PaperBroker:
         self._tick_interval_ms = tick_interval_ms
         self._plan: DeliveryPlan[BrokerEvent] = DeliveryPlan(faults)
         self._lock = asyncio.Lock()  # one core mutation + its commit at a time
-        self._subscribers: list[asyncio.Queue[BrokerEvent | None]] = []  # None: end of stream
+        self._fanout = EventFanout()
         self._wake = asyncio.Event()
         self._quiet_steps = 0
         self._closed = False
@@ -162,18 +163,7 @@ class PaperBroker:
         The subscription starts here, not at the first ``__anext__``, so an engine can subscribe,
         then reconcile through ``find()``, without missing what happens in between.
         """
-        queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
-        self._subscribers.append(queue)
-        return self._drain(queue)
-
-    async def _drain(self, queue: asyncio.Queue[BrokerEvent | None]) -> AsyncIterator[BrokerEvent]:
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            # Runs when the consumer is cancelled or closes the iterator: stop feeding its queue.
-            if queue in self._subscribers:
-                self._subscribers.remove(queue)
+        return self._fanout.subscribe()
 
     async def close(self) -> None:
         """Stop ticking and delivering, save the final state, close the file. Idempotent."""
@@ -193,8 +183,7 @@ class PaperBroker:
                 await self._commit([], changed=self.core.live_order_ids())
             finally:
                 await self._store.close()
-                for queue in self._subscribers:
-                    queue.put_nowait(None)
+                self._fanout.end()
 
     # --- test and operator hooks ----------------------------------------------------------------
 
@@ -264,8 +253,7 @@ class PaperBroker:
         while True:
             self._wake.clear()
             for event in self._plan.due(self._local_ms()):
-                for queue in self._subscribers:
-                    queue.put_nowait(event)
+                self._fanout.publish(event)
             next_due = self._plan.next_due_ms()
             timeout = None if next_due is None else max(0, next_due - self._local_ms()) / 1000
             with contextlib.suppress(TimeoutError):

@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.protocol import State
 
+from engine.broker.fanout import EventFanout
 from engine.core.events import (
     Ambiguous,
     BrokerEvent,
@@ -118,7 +119,7 @@ class WsBroker:
         self._connected = asyncio.Event()
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
-        self._subscribers: list[asyncio.Queue[BrokerEvent | None]] = []
+        self._fanout = EventFanout()
         self._watermark: int | None = None  # every seq <= this has been seen
         self._ahead: set[int] = set()  # seqs above the watermark already seen
         self._jitter = random.Random()
@@ -261,17 +262,7 @@ class WsBroker:
     def events(self) -> AsyncIterator[BrokerEvent]:
         """Events received from this call on, until close(). Reconnects are invisible here: the
         stream pauses, then resumes with the replay (which may repeat events already yielded)."""
-        queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
-        self._subscribers.append(queue)
-        return self._drain(queue)
-
-    async def _drain(self, queue: asyncio.Queue[BrokerEvent | None]) -> AsyncIterator[BrokerEvent]:
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            if queue in self._subscribers:
-                self._subscribers.remove(queue)
+        return self._fanout.subscribe()
 
     async def close(self) -> None:
         """Close the connection and end every event stream. Idempotent."""
@@ -291,8 +282,7 @@ class WsBroker:
                 await self._supervisor
         self._fail_pending(_Lost("broker closed"))
         self._set_state(ConnectionState.CLOSED)
-        for queue in self._subscribers:
-            queue.put_nowait(None)
+        self._fanout.end()
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -450,8 +440,7 @@ class WsBroker:
         if message.get("replay"):
             self._stats["replayed"] += 1
         self._track(seq)
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._fanout.publish(event)
 
     def _track(self, seq: int) -> None:
         if self._watermark is None:
