@@ -358,8 +358,12 @@ class MainWindow(QMainWindow):
             )
 
     def open_manual_hedge(self, row: EscalationRow) -> ManualHedgeDialog:
-        lot = self.session.catalog[row.symbol].lot_size if row.symbol in self.session.catalog else 1
-        dialog = ManualHedgeDialog(row.group_id, row.symbol, Side.BUY.value, row.unhedged_qty, lot, self)
+        # Protection is bought on the group's HEDGE instrument, whatever symbol the escalation names
+        # (an orphaned RISK intent names the short leg, which must never be pre-filled as a buy).
+        group = self.engine.book.groups.get(row.group_id)
+        symbol = group.spec.hedge.symbol if group is not None else row.symbol
+        lot = self.session.catalog[symbol].lot_size if symbol in self.session.catalog else 1
+        dialog = ManualHedgeDialog(row.group_id, symbol, Side.BUY.value, row.unhedged_qty, lot, self)
         dialog.confirmed.connect(self._manual_hedge_confirmed)
         dialog.refused.connect(lambda why: self.notify(Notice("error", why)))
         self._keep(dialog)

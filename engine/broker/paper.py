@@ -65,6 +65,7 @@ class PaperBroker:
         self._plan: DeliveryPlan[BrokerEvent] = DeliveryPlan(faults)
         self._lock = asyncio.Lock()  # one core mutation + its commit at a time
         self._fanout = EventFanout()
+        self._unsaved: set[str] = set()  # order ids a failed save still owes the state file
         self._wake = asyncio.Event()
         self._quiet_steps = 0
         self._closed = False
@@ -136,7 +137,10 @@ class PaperBroker:
             self._check_open()
             ack, events = self.core.cancel(broker_order_id, self._clock())
             if events:
-                await self._commit(events)
+                try:
+                    await self._commit(events)
+                except Exception as exc:
+                    raise Ambiguous(f"paper exchange could not persist the cancel: {exc}") from exc
         self._publish(events)
         return ack
 
@@ -228,12 +232,20 @@ class PaperBroker:
     async def _commit(self, events: list[BrokerEvent], changed: Iterable[str] = ()) -> None:
         # Only the orders these events touched (plus the live ones, whose cancel countdowns move
         # without events) are rewritten; the rest of the day's orders are already on disk.
-        ids = {e.broker_order_id for e in events} | set(changed)
-        if self._store.needs_full_save:
+        # Orders of a save that failed stay owed until a save succeeds (they changed in memory).
+        ids = {e.broker_order_id for e in events} | set(changed) | self._unsaved
+        full = self._store.needs_full_save
+        if full:
             ids = {o.broker_order_id for o in self.core.orders()}
-            self._store.needs_full_save = False
         orders = self.core.orders_state(sorted(ids))
-        await self._store.save(self.core.meta_state(), [event_to_dict(e) for e in events], orders)
+        try:
+            await self._store.save(self.core.meta_state(), [event_to_dict(e) for e in events], orders)
+        except BaseException:
+            self._unsaved = ids
+            raise
+        self._unsaved = set()
+        if full:
+            self._store.needs_full_save = False
         if events:
             for listener in self._commit_listeners:
                 listener(events)

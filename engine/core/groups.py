@@ -93,6 +93,12 @@ def parse_group(item: Any, catalog: Mapping[str, Instrument], *, where: str = "g
         raise GroupSpecError(f"{where}: the HEDGE leg must BUY and the RISK leg must SELL")
     if hedge.symbol == risk.symbol:
         raise GroupSpecError(f"{where}: HEDGE and RISK legs must be different instruments")
+    h_inst, r_inst = catalog[hedge.symbol], catalog[risk.symbol]
+    if h_inst.underlying != r_inst.underlying or h_inst.option_type != r_inst.option_type:
+        raise GroupSpecError(
+            f"{where}: the HEDGE must protect the RISK leg: same underlying and option type "
+            f"({hedge.symbol} vs {risk.symbol})"
+        )
     template = item.get("template", "")
     stop = _parse_stop(item.get("stop_loss"), catalog[risk.symbol], where)
     return GroupSpec(group_id=group_id, hedge=hedge, risk=risk, template=str(template), stop_trigger_paise=stop)

@@ -197,8 +197,8 @@ def decide_cancelled(spec: GroupSpec, orders: list[OrderView], hedge: TreeProgre
     order may still fill, it ends CANCELLED, or HEDGED if a matched spread already exists (which
     the trader then closes like any other). None: still waiting for cancels to be confirmed."""
     risk = leg_progress(spec.risk, orders)
-    if hedge.working or risk.working:
-        return None
+    if hedge.working or risk.working or hedge.orphaned or risk.orphaned:
+        return None  # an order may still fill, or an operator must first decide on an orphan
     if risk.filled_qty > 0:
         return Decision(
             G.HEDGED, f"cancelled by trader while building: hedge {hedge.filled_qty}, risk {risk.filled_qty}"

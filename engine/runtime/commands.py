@@ -51,6 +51,11 @@ async def approve_retry(engine: Engine, ident: str, actor: Actor) -> IntentRow:
         row = await _guarded(engine, actor, "approve_retry", ident)
         group = engine.book.groups.get(row.group_id)
         refusal = engine.refusal_for(row.purpose)
+        opening = row.purpose == "LEG" or (
+            row.hedge_node_id in engine.book.nodes and engine.book.nodes[row.hedge_node_id].kind is NodeKind.LEG
+        )
+        if group is not None and group.cancel_requested and opening and not refusal:
+            refusal = f"group {row.group_id} was cancelled; an opening order is not retried (abandon the intent)"
         if group is None or group.state in TERMINAL_GROUP_STATES or refusal:
             why = refusal or f"group {row.group_id} is finished; nothing is left to retry (abandon the intent)"
             await engine.audit(actor, "approve_retry", ident, {"refused": why}, "REFUSED")
@@ -242,21 +247,11 @@ async def cancel_group(engine: Engine, group_id: str, actor: Actor) -> list[str]
         except (RoleError, CommandError) as exc:
             await engine.audit(actor, "cancel_group", group_id, {"refused": str(exc)}, "REFUSED")
             raise
-        working = [
-            r
-            for r in engine.book.of_group(group_id)
-            if r.purpose in ("LEG", "HEDGE") and r.order_status in _CANCELLABLE and r.broker_order_id
-        ]
-        coids = [r.client_order_id for r in working]
         async with engine.journal.transaction():
             await engine.journal.request_cancel(group_id)
-            await engine.audit_in_tx(actor, "cancel_group", group_id, {"orders": coids}, "OK")
+            await engine.audit_in_tx(actor, "cancel_group", group_id, {}, "OK")
         group.cancel_requested = True
-        for row in working:
-            await stops.request_cancel(engine, row, f"group cancelled by {actor.os_user} ({actor.role.value})")
+        coids = await stops.cancel_working(engine, group_id, f"group cancelled by {actor.os_user} ({actor.role.value})")
         await engine.advance_group(group_id)
         engine.refresh_settled()
         return coids
-
-
-_CANCELLABLE = (OrderStatus.TRIGGER_PENDING, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)

@@ -263,7 +263,12 @@ class Engine:
             rows = self.book.of_group(group_id)
             progress = hedging.tree_progress(self, group_id)
             if group.cancel_requested:
-                ended = decide_cancelled(group.spec, [r.view() for r in rows], progress)
+                await stops.cancel_working(self, group_id, "group cancelled by trader")
+                views = [r.view() for r in rows]
+                group.waiting_on_person = progress.orphaned or any(
+                    v.intent_status is IntentStatus.ORPHANED for v in views
+                )
+                ended = decide_cancelled(group.spec, views, progress)
                 if ended is not None:
                     await self.set_group_state(group, ended.state, ended.reason)
                     if ended.state is GroupState.HEDGED:

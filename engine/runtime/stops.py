@@ -164,6 +164,23 @@ async def _send(
     return True
 
 
+_CANCELLABLE = (OrderStatus.TRIGGER_PENDING, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+
+
+async def cancel_working(engine: Engine, group_id: str, cause: str) -> list[str]:
+    """Ask for the cancel of every working entry order (LEG or hedge-tree) of a group that has a
+    broker id and is not already PENDING_CANCEL. Idempotent: run it again after a restart or once a
+    lost ack's order shows up, and it catches what the first pass could not reach."""
+    rows = [
+        r
+        for r in engine.book.of_group(group_id)
+        if r.purpose in ("LEG", "HEDGE") and r.order_status in _CANCELLABLE and r.broker_order_id
+    ]
+    for row in rows:
+        await request_cancel(engine, row, cause)
+    return [r.client_order_id for r in rows]
+
+
 async def request_cancel(engine: Engine, row: IntentRow, cause: str) -> None:
     """Ask for a cancel. The order stays PENDING_CANCEL until the broker confirms it."""
     outcome = order_fsm.apply(row.order_state, order_fsm.Trigger.CANCEL_REQUEST)

@@ -183,3 +183,38 @@ async def test_a_trader_cancels_a_building_group_and_nothing_more_is_sent(harnes
     assert await engine.wait_settled(10)
     with pytest.raises(CommandError, match="is HEDGED; close it instead"):
         await commands.cancel_group(engine, "G2", TRADER)
+
+
+async def test_a_cancelled_group_never_retries_its_opening_order(harness: Harness) -> None:
+    from tests.runtime.harness import SimulatedCrash, crash_at
+
+    engine = await harness.start(crash_hook=crash_at("after_intent_commit"))
+    with pytest.raises(SimulatedCrash):
+        await engine.launch(group("G1"), TRADER)
+    await harness.crash()
+    engine = await harness.start()
+    await commands.cancel_group(engine, "G1", TRADER)
+    (orphan,) = [r for r in engine.book.intents.values() if r.status.value == "ORPHANED"]
+    with pytest.raises(CommandError, match="was cancelled; an opening order is not retried"):
+        await commands.approve_retry(engine, orphan.client_order_id, OPERATOR)
+    assert await harness.exchange_client_ids() == []
+    await commands.abandon(engine, orphan.client_order_id, OPERATOR)
+    assert await engine.wait_settled(10)
+    assert engine.book.groups["G1"].state.value == "CANCELLED"
+
+
+async def test_a_hedge_must_protect_its_risk_leg(harness: Harness) -> None:
+    from engine.catalog import load_catalog
+    from engine.core.groups import GroupSpecError, parse_group
+
+    with pytest.raises(GroupSpecError, match="same underlying and option type"):
+        parse_group(
+            {
+                "group_id": "X",
+                "legs": [
+                    {"role": "HEDGE", "symbol": "NIFTY26DEC24200PE", "side": "BUY", "qty": 75},
+                    {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": 75},
+                ],
+            },
+            load_catalog(),
+        )
