@@ -22,24 +22,32 @@ def td(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     )
 
 
-def twenty_groups() -> list[dict[str, Any]]:
-    shapes = [
-        ("NIFTY26DEC24200CE", "NIFTY26DEC24000CE", 150),
-        ("NIFTY26DEC23800PE", "NIFTY26DEC24000PE", 2250),  # above the 1800 freeze: sliced
-        ("BANKNIFTY26DEC52500CE", "BANKNIFTY26DEC52000CE", 1050),  # above the 900 freeze
-        ("NIFTY26DEC25000CE", "NIFTY26DEC24100CE", 750),  # thin wing: hedge fills partly
-        ("NIFTY26DEC23000PE", "NIFTY26DEC23900PE", 600),  # thin wing
-    ]
+def spreads(shapes: list[tuple[str, str, int]], count: int, prefix: str) -> list[dict[str, Any]]:
+    """``count`` groups cycling through (hedge symbol, risk symbol, qty) shapes."""
     return [
         {
-            "group_id": f"G{i:02d}",
+            "group_id": f"{prefix}{i:02d}",
             "legs": [
-                {"role": "HEDGE", "symbol": shapes[i % 5][0], "side": "BUY", "qty": shapes[i % 5][2]},
-                {"role": "RISK", "symbol": shapes[i % 5][1], "side": "SELL", "qty": shapes[i % 5][2]},
+                {"role": "HEDGE", "symbol": hedge, "side": "BUY", "qty": qty},
+                {"role": "RISK", "symbol": risk, "side": "SELL", "qty": qty},
             ],
         }
-        for i in range(20)
+        for i, (hedge, risk, qty) in ((i, shapes[i % len(shapes)]) for i in range(count))
     ]
+
+
+def twenty_groups() -> list[dict[str, Any]]:
+    return spreads(
+        [
+            ("NIFTY26DEC24200CE", "NIFTY26DEC24000CE", 150),
+            ("NIFTY26DEC23800PE", "NIFTY26DEC24000PE", 2250),  # above the 1800 freeze: sliced
+            ("BANKNIFTY26DEC52500CE", "BANKNIFTY26DEC52000CE", 1050),  # above the 900 freeze
+            ("NIFTY26DEC25000CE", "NIFTY26DEC24100CE", 750),  # thin wing: hedge fills partly
+            ("NIFTY26DEC23000PE", "NIFTY26DEC23900PE", 600),  # thin wing
+        ],
+        20,
+        "G",
+    )
 
 
 def test_headless_twenty_groups_under_flaky_faults_end_consistent(tmp_path: Path) -> None:
@@ -231,16 +239,7 @@ def test_bench_reports_ratios_measured_in_one_run() -> None:
 
 def test_headless_twenty_groups_on_thin_depth_leave_no_silent_exposure(tmp_path: Path) -> None:
     thin = [("NIFTY26DEC25000CE", "NIFTY26DEC24100CE", 750), ("NIFTY26DEC23000PE", "NIFTY26DEC23900PE", 600)]
-    groups = [
-        {
-            "group_id": f"T{i:02d}",
-            "legs": [
-                {"role": "HEDGE", "symbol": thin[i % 2][0], "side": "BUY", "qty": thin[i % 2][2]},
-                {"role": "RISK", "symbol": thin[i % 2][1], "side": "SELL", "qty": thin[i % 2][2]},
-            ],
-        }
-        for i in range(20)
-    ]
+    groups = spreads(thin, 20, "T")
     path = tmp_path / "thin.json"
     path.write_text(json.dumps(groups))
     db, ex = tmp_path / "j.db", tmp_path / "x.db"

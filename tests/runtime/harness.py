@@ -16,6 +16,7 @@ from engine.runtime.engine import Engine
 from engine.runtime.state import Actor, EngineConfig
 from engine.store.journal import Journal
 from engine.store.report import journal_document
+from engine.store.rows import IntentRow
 
 TRADER = Actor("tina", Role.TRADER)
 RISK = Actor("rita", Role.RISK)
@@ -126,3 +127,32 @@ class Harness:
     async def exchange_client_ids(self) -> list[str]:
         assert self.broker
         return [o.client_order_id for o in await self.broker.orders()]
+
+
+async def seed_resting_order(harness: Harness, engine: Engine, broker_order_id: str = "PX77") -> IntentRow:
+    """A group HEDGE_SUBMITTED with one known LIMIT hedge order 'C1' of 300, written straight into
+    the journal and the engine's book (no exchange involved): for feeding hand-made events."""
+    from engine.core.model import GroupState, LegRole, OrderType, Side
+
+    spec = group("G1")
+    journal = harness.journal
+    assert journal
+    row = IntentRow(
+        "C1",
+        "C1",
+        1,
+        "G1",
+        LegRole.HEDGE,
+        1,
+        spec.hedge.symbol,
+        Side.BUY,
+        300,
+        OrderType.LIMIT,
+        500,
+        broker_order_id=broker_order_id,
+    )
+    async with journal.transaction():
+        await journal.insert_group(spec, GroupState.HEDGE_SUBMITTED, "", 1)
+        await journal.insert_intent(row)
+    engine.book.add(row)
+    return row

@@ -10,13 +10,12 @@ import pytest
 from engine.catalog import load_catalog
 from engine.core.events import FillReport, OrderUpdate
 from engine.core.groups import parse_group
-from engine.core.model import GroupState, LegRole, OrderStatus, OrderType, Side
+from engine.core.model import GroupState, OrderStatus, Side
 from engine.paper.faults import FaultProfile
 from engine.runtime import commands
 from engine.runtime.engine import EngineFailure
 from engine.runtime.state import EngineConfig
-from engine.store.rows import IntentRow
-from tests.runtime.harness import OPERATOR, TRADER, Harness, SimulatedCrash, crash_at, group
+from tests.runtime.harness import OPERATOR, TRADER, Harness, SimulatedCrash, crash_at, group, seed_resting_order
 
 
 def resting_group(group_id: str = "G1"):
@@ -98,27 +97,9 @@ async def test_a_refused_event_does_not_move_broker_time(harness: Harness) -> No
 
 async def test_a_refused_report_keeps_its_key_free_and_pending_cancel_can_be_rejected(harness: Harness) -> None:
     engine = await harness.start()
-    spec = group("G1")
+    await seed_resting_order(harness, engine)
     journal = harness.journal
     assert journal
-    row = IntentRow(
-        "C1",
-        "C1",
-        1,
-        "G1",
-        LegRole.HEDGE,
-        1,
-        spec.hedge.symbol,
-        Side.BUY,
-        300,
-        OrderType.LIMIT,
-        500,
-        broker_order_id="PX77",
-    )
-    async with journal.transaction():
-        await journal.insert_group(spec, GroupState.HEDGE_SUBMITTED, "", 1)
-        await journal.insert_intent(row)
-    engine.book.add(row)
     await engine.ingest(
         [
             OrderUpdate("PX77", "C1", OrderStatus.PENDING_CANCEL, 0, 1),

@@ -9,7 +9,7 @@ import pytest
 
 from engine.core.events import FillReport, OrderUpdate
 from engine.core.model import OrderStatus, Side
-from tests.runtime.harness import TRADER, Harness, group
+from tests.runtime.harness import TRADER, Harness, group, seed_resting_order
 
 HOUR_NS = 3600 * 1_000_000_000
 
@@ -109,31 +109,11 @@ async def test_defect5_id_less_event_is_rejected_and_recorded(harness: Harness) 
 async def test_defect7_out_of_order_and_shrinking_reports_are_ignored_and_kept_with_reasons(
     harness: Harness,
 ) -> None:
-    from engine.core.model import GroupState, LegRole, OrderType
-    from engine.store.rows import IntentRow
 
     engine = await harness.start()
-    spec = group("G1")
+    row = await seed_resting_order(harness, engine)
     journal = harness.journal
     assert journal
-    row = IntentRow(
-        "C1",
-        "C1",
-        1,
-        "G1",
-        LegRole.HEDGE,
-        1,
-        spec.hedge.symbol,
-        Side.BUY,
-        300,
-        OrderType.LIMIT,
-        500,
-        broker_order_id="PX77",
-    )
-    async with journal.transaction():
-        await journal.insert_group(spec, GroupState.HEDGE_SUBMITTED, "", 1)
-        await journal.insert_intent(row)
-    engine.book.add(row)
 
     await engine.ingest(
         [
@@ -151,7 +131,7 @@ async def test_defect7_out_of_order_and_shrinking_reports_are_ignored_and_kept_w
     await engine.ingest(
         [
             OrderUpdate("PX77", "C1", OrderStatus.PENDING_CANCEL, 150, 11),
-            FillReport("T5", "PX77", "C1", spec.hedge.symbol, Side.BUY, 300, 500, 12),
+            FillReport("T5", "PX77", "C1", row.symbol, Side.BUY, 300, 500, 12),
         ]
     )
     assert (await journal.fetch("SELECT order_status FROM intents WHERE client_order_id='C1'")) == [("FILLED",)]
