@@ -4,7 +4,9 @@ command, refused or not, lands in the append-only audit log."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from engine.core.hedge_tree import NodeKind
 from engine.core.model import TERMINAL_GROUP_STATES, GroupState, IntentStatus, OrderStatus, Role, Side
@@ -16,6 +18,18 @@ from engine.store.rows import IntentRow
 
 if TYPE_CHECKING:
     from engine.runtime.engine import Engine
+
+
+@asynccontextmanager
+async def refusals_audited(
+    engine: Engine, actor: Actor, command: str, target: str, detail: dict[str, Any] | None = None
+) -> AsyncIterator[None]:
+    """A refused command (wrong role, or not possible now) is written to the audit log, then raised."""
+    try:
+        yield
+    except (RoleError, CommandError) as exc:
+        await engine.audit(actor, command, target, {**(detail or {}), "refused": str(exc)}, "REFUSED")
+        raise
 
 
 async def _orphan_for(engine: Engine, ident: str) -> IntentRow:
@@ -32,12 +46,9 @@ async def _orphan_for(engine: Engine, ident: str) -> IntentRow:
 
 async def _guarded(engine: Engine, actor: Actor, command: str, ident: str) -> IntentRow:
     engine.check_running()
-    try:
+    async with refusals_audited(engine, actor, command, ident):
         engine.require(actor, Role.OPERATOR, command)
         row = await _orphan_for(engine, ident)
-    except (RoleError, CommandError) as exc:
-        await engine.audit(actor, command, ident, {"refused": str(exc)}, "REFUSED")
-        raise
     return row
 
 
@@ -135,16 +146,13 @@ async def acknowledge(engine: Engine, escalation_id: int, actor: Actor) -> None:
     """Risk staff acknowledge an escalation: who, in which role, and when is recorded."""
     async with engine.exclusive():
         engine.check_running()
-        try:
+        async with refusals_audited(engine, actor, "acknowledge", str(escalation_id)):
             engine.require(actor, Role.RISK, "acknowledge")
             rows = await engine.journal.fetch("SELECT status FROM escalations WHERE escalation_id=?", (escalation_id,))
             if not rows:
                 raise CommandError(f"escalation {escalation_id} does not exist")
             if rows[0][0] != "OPEN":
                 raise CommandError(f"escalation {escalation_id} is {rows[0][0]}; only an OPEN one is acknowledged")
-        except (RoleError, CommandError) as exc:
-            await engine.audit(actor, "acknowledge", str(escalation_id), {"refused": str(exc)}, "REFUSED")
-            raise
         now = engine.now_ns()
         async with engine.journal.transaction():
             await engine.journal.acknowledge_escalation(escalation_id, actor.os_user, actor.role.value, now)
@@ -157,7 +165,7 @@ async def manual_hedge(engine: Engine, group_id: str, symbol: str, side: Side, q
     async with engine.exclusive():
         engine.check_running()
         detail = {"group_id": group_id, "symbol": symbol, "side": side.value, "qty": qty}
-        try:
+        async with refusals_audited(engine, actor, "manual_hedge", group_id, detail):
             engine.require(actor, Role.TRADER, "manual_hedge")
             if group_id not in engine.book.groups and group_id not in await engine.journal.group_ids():
                 raise CommandError(f"group {group_id} does not exist")
@@ -172,9 +180,6 @@ async def manual_hedge(engine: Engine, group_id: str, symbol: str, side: Side, q
             refusal = order_refusal(engine.trading_state, reduces_exposure=True)
             if refusal:
                 raise CommandError(refusal)
-        except (RoleError, CommandError) as exc:
-            await engine.audit(actor, "manual_hedge", group_id, {**detail, "refused": str(exc)}, "REFUSED")
-            raise
         await engine.audit(actor, "manual_hedge", group_id, detail, "OK")
         node = await hedging.start_node(engine, group_id, NodeKind.MANUAL, symbol, side, qty)
         engine.refresh_settled()
@@ -213,15 +218,12 @@ async def close_group(engine: Engine, group_id: str, actor: Actor) -> None:
     bought back, and only then is the HEDGE sold. The group ends COMPLETED."""
     async with engine.exclusive():
         engine.check_running()
-        try:
+        async with refusals_audited(engine, actor, "close_group", group_id):
             engine.require(actor, Role.TRADER, "close_group")
             group = engine.book.groups.get(group_id)
             if group is None or group.state is not GroupState.HEDGED:
                 state = group.state.value if group else "not open"
                 raise CommandError(f"group {group_id} is {state}; only a HEDGED group can be closed")
-        except (RoleError, CommandError) as exc:
-            await engine.audit(actor, "close_group", group_id, {"refused": str(exc)}, "REFUSED")
-            raise
         async with engine.journal.transaction():
             await engine.journal.request_close(group_id)
             await engine.audit_in_tx(actor, "close_group", group_id, {}, "OK")
@@ -237,16 +239,13 @@ async def cancel_group(engine: Engine, group_id: str, actor: Actor) -> list[str]
     the trader to close). Interim-exposure hedges still run: a cancel never leaves exposure."""
     async with engine.exclusive():
         engine.check_running()
-        try:
+        async with refusals_audited(engine, actor, "cancel_group", group_id):
             engine.require(actor, Role.TRADER, "cancel_group")
             group = engine.book.groups.get(group_id)
             if group is None or group.state in TERMINAL_GROUP_STATES:
                 raise CommandError(f"group {group_id} is not open")
             if group.state is GroupState.HEDGED:
                 raise CommandError(f"group {group_id} is HEDGED; close it instead (risk leg first)")
-        except (RoleError, CommandError) as exc:
-            await engine.audit(actor, "cancel_group", group_id, {"refused": str(exc)}, "REFUSED")
-            raise
         async with engine.journal.transaction():
             await engine.journal.request_cancel(group_id)
             await engine.audit_in_tx(actor, "cancel_group", group_id, {}, "OK")
