@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from engine.broker.paper import PaperBroker
-from engine.catalog import load_catalog
-from engine.core.clock import BrokerClock
+from engine.catalog import load_catalog, load_margin_model
+from engine.core.effects import Commit, JournalWrites
 from engine.core.events import BrokerEvent, FillReport, OrderUpdate
 from engine.core.groups import GroupSpec, parse_groups
+from engine.core.inputs import BrokerEvents
 from engine.core.model import GroupState, LegRole, OrderStatus, OrderType, Role, Side
+from engine.core.state import EngineConfig, EngineState
+from engine.core.step import step
 from engine.runtime.engine import Engine
-from engine.runtime.ingest import Ingestor
-from engine.runtime.state import Actor, Book
+from engine.runtime.ids import seeded_ids
+from engine.runtime.state import Actor
 from engine.store.journal import Journal
 from engine.store.rows import IntentRow
 
@@ -94,14 +97,20 @@ async def _journal_with(path: Path, rows: list[IntentRow], spec: GroupSpec, sync
 async def _ingest_rate(tmp: Path, batch: int, spec: GroupSpec) -> float:
     rows = _rows(f"I{batch}x")
     journal = await _journal_with(tmp / f"ingest{batch}.db", rows, spec)
-    book = Book()
+    state = EngineState(load_catalog(), EngineConfig(), load_margin_model(), seeded_ids(0))
     for r in rows:
-        book.add(r)
-    ingestor = Ingestor(journal, book, BrokerClock())
+        state.book.add(r)
     events = _events(rows)
     started = time.perf_counter()
     for i in range(0, len(events), batch):
-        await ingestor.apply_batch(events[i : i + batch], time.monotonic_ns())
+        chunk = tuple(events[i : i + batch])
+        known = frozenset(await journal.known_keys([f"F:{e.trade_id}" for e in chunk if isinstance(e, FillReport)]))
+        writes = JournalWrites()
+        for effect in step(state, BrokerEvents(time.monotonic_ns(), chunk, known)):
+            if isinstance(effect, Commit):
+                writes.merge(effect.writes)
+        async with journal.transaction():
+            await journal.flush(writes)
     elapsed = time.perf_counter() - started
     await journal.close()
     return len(events) / elapsed

@@ -22,7 +22,6 @@ from engine.core.model import Role
 from engine.paper.faults import PRESETS
 from engine.runtime import commands
 from engine.runtime.engine import Engine, EngineFailure
-from engine.runtime.recovery import recover
 from engine.runtime.state import Actor, CommandError, RoleError
 from engine.store.journal import Journal
 from engine.store.migrations import JournalError
@@ -183,10 +182,11 @@ async def _recover(args: argparse.Namespace) -> int:
     journal = await Journal.open(_existing(args.db, "journal"))
     try:
         broker = await open_broker(args.broker, catalog)
-        engine = Engine(journal, broker, catalog)
+        # Lockstep: a one-shot tool asks the broker in order and waits for each answer.
+        engine = Engine(journal, broker, catalog, lockstep=True)
         try:
-            async with engine.exclusive():
-                summary = await recover(engine, resume=False)
+            await engine.start(resume=False)
+            summary = dict(engine.state.recovery_summary)
             if args.approve:
                 retry = await commands.approve_retry(engine, args.approve, actor)
                 out = {

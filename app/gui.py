@@ -25,6 +25,7 @@ from engine.core.margin import MarginModel
 from engine.runtime.engine import Engine
 from engine.runtime.state import Actor, EngineConfig
 from engine.store.journal import Journal
+from ui.context import DeskContext
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,18 @@ class DeskSession:
         actor = Actor(config.user or getpass.getuser(), config.role)
         return cls(config, catalog, model, journal, broker, engine, actor)
 
+    def desk_context(self) -> DeskContext:
+        """What the window is given: the engine as its two ports, and the session's facts."""
+        return DeskContext(
+            view=self.engine,
+            commander=self.engine,
+            actor=self.actor,
+            journal_path=self.config.db,
+            catalog=self.catalog,
+            margin_model=self.margin_model,
+            theme=self.config.theme,
+        )
+
     async def close(self) -> None:
         try:
             await self.engine.stop()
@@ -125,7 +138,7 @@ async def _run(config: GuiConfig, exit_after_s: float | None, screenshot: Path |
     session = await DeskSession.open(config)
     window: MainWindow | None = None
     try:
-        window = MainWindow(session, open_settings(config.settings_file))
+        window = MainWindow(session.desk_context(), open_settings(config.settings_file))
         await window.start()
         window.show()
         if screenshot is not None:

@@ -10,12 +10,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from app.brokers import open_broker
+from app.brokers import open_broker, open_paper_lockstep
 from app.errors import UsageError
+from engine.broker.paper import PaperBroker
+from engine.broker.ws import WsBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.groups import GroupSpec, parse_groups
 from engine.core.model import Role
 from engine.runtime.engine import Engine
+from engine.runtime.ids import seeded_ids
+from engine.runtime.lockstep import VirtualClock, run_until_settled
 from engine.runtime.state import Actor, EngineConfig
 from engine.store.journal import Journal
 
@@ -48,14 +52,36 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
             raise UsageError(f"--available-margin {args.available_margin!r} is not a number of rupees") from exc
         margin_model = dataclasses.replace(margin_model, available_paise=available)
     journal = await Journal.open(Path(args.db), synchronous=args.synchronous)
+    lockstep = args.broker.startswith("paper:")
+    clock = VirtualClock()
     try:
-        broker = await open_broker(args.broker, catalog, faults=args.faults, seed=args.seed)
+        if lockstep:
+            # The in-process exchange runs on the engine's virtual clock: a seeded run replays
+            # exactly (the same journal, row for row, timestamps aside), as fast as it can decide.
+            broker: PaperBroker | WsBroker = await open_paper_lockstep(
+                args.broker, catalog, args.faults, args.seed, clock
+            )
+        else:
+            broker = await open_broker(args.broker, catalog, faults=args.faults, seed=args.seed)
     except BaseException:
         await journal.close()
         raise
-    engine = Engine(journal, broker, catalog, config, margin_model=margin_model)
+    if lockstep:
+        used = await journal.fetch("SELECT (SELECT COUNT(*) FROM intents) + (SELECT COUNT(*) FROM hedge_nodes)")
+        engine = Engine(
+            journal,
+            broker,
+            catalog,
+            config,
+            margin_model=margin_model,
+            monotonic_ns=clock.now_ns,
+            id_factory=seeded_ids(args.seed, int(used[0][0])),
+            lockstep=True,
+        )
+    else:
+        engine = Engine(journal, broker, catalog, config, margin_model=margin_model)
     if args.json:
-        engine.subscribe(lambda m: print(json.dumps(m, sort_keys=True), flush=True))
+        engine.subscribe(lambda m: print(json.dumps(m.to_json(), sort_keys=True), flush=True))
     try:
         await engine.start()
         existing = await journal.group_ids()
@@ -64,7 +90,11 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
             if spec.group_id not in existing:
                 await engine.launch(spec, actor)
                 launched += 1
-        settled = await engine.wait_settled(args.timeout)
+        if isinstance(broker, PaperBroker) and lockstep:
+            limit_ms = int(args.timeout * 1000)
+            settled = await run_until_settled(engine, broker, clock, tick_ms=config.tick_interval_ms, limit_ms=limit_ms)
+        else:
+            settled = await engine.wait_settled(args.timeout)
         summary = _summary(engine, launched, len(specs) - launched, broker.stats(), settled)
     finally:
         await engine.stop()

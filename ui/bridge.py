@@ -1,4 +1,4 @@
-"""The one hop from the engine to Qt: engine messages are queued (cheap, synchronous), and a
+"""The one hop from the engine to Qt: engine events are queued (cheap, synchronous), and a
 coalescing QTimer turns everything queued since the last tick into one batch of row changes.
 
 At most one refresh per ``interval_ms`` (50 ms: 20 Hz), whatever the event rate; a quiet engine
@@ -13,7 +13,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.runtime.engine import Engine
+from engine.core.notices import EngineEvent
+from engine.runtime.view import EngineView
 from ui.reader import JournalReader
 from ui.viewmodels.desk import Changes, DeskViewModel, Notice
 
@@ -25,21 +26,21 @@ class EngineBridge(QObject):
     notice = Signal(object)  # Notice
     escalations_opened = Signal(object)  # list[EscalationRow] newly seen OPEN
 
-    def __init__(self, engine: Engine, reader: JournalReader, interval_ms: int = 50, parent: Any = None) -> None:
+    def __init__(self, view: EngineView, reader: JournalReader, interval_ms: int = 50, parent: Any = None) -> None:
         super().__init__(parent)
-        self.engine = engine
+        self.view = view
         self.reader = reader
         self.desk = DeskViewModel()
         self.refreshes = 0
         self.messages_seen = 0
-        self._inbox: list[dict[str, Any]] = []
+        self._inbox: list[EngineEvent] = []
         self._closed = False
         self._last_events = -1
         self._esc_task: asyncio.Task[None] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.tick)
-        engine.subscribe(self._on_message)
+        view.subscribe(self._on_event)
 
     async def seed(self) -> None:
         """Load what the engine book does not hold (closed groups, finished intents)."""
@@ -60,26 +61,26 @@ class EngineBridge(QObject):
         if self._esc_task is not None:
             await asyncio.gather(self._esc_task, return_exceptions=True)
 
-    def _on_message(self, message: dict[str, Any]) -> None:
+    def _on_event(self, event: EngineEvent) -> None:
         if not self._closed:  # called by the engine task: queue only, never touch a widget here
-            self._inbox.append(message)
+            self._inbox.append(event)
 
     def tick(self) -> None:
         if self._closed:
             return
-        messages, self._inbox = self._inbox, []
-        self.messages_seen += len(messages)
-        for notice in self.desk.absorb(messages):
+        events, self._inbox = self._inbox, []
+        self.messages_seen += len(events)
+        for notice in self.desk.absorb(events):
             self.notice.emit(notice)
-        events = self.engine.stats["events"]
-        if events != self._last_events:
-            self._last_events = events
+        broker_events = self.view.event_count()
+        if broker_events != self._last_events:
+            self._last_events = broker_events
             self.desk.book_dirty = True
         if self.desk.escalations_dirty and self._esc_task is None:
             self.desk.escalations_dirty = False
             self._esc_task = asyncio.ensure_future(self._load_escalations())
         if self.desk.book_dirty:
-            changes = self.desk.refresh(self.engine.book)
+            changes = self.desk.refresh(self.view.snapshot())
             if changes:
                 self.refreshes += 1
                 self.changes.emit(changes)
@@ -93,7 +94,7 @@ class EngineBridge(QObject):
                 self.changes.emit(Changes(escalations=changed))
             if new_open and not self._closed:
                 self.escalations_opened.emit(new_open)
-        except Exception as exc:  # a failed read must not stop the desk; the next message retries
+        except Exception as exc:  # a failed read must not stop the desk; the next event retries
             log.exception("reading escalations failed")
             self.desk.escalations_dirty = True
             self.notice.emit(Notice("error", f"could not read escalations: {exc}"))

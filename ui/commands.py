@@ -13,14 +13,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from engine.core.commands import CommandError, RoleError
 from engine.core.groups import GroupSpecError
 from engine.core.margin import MarginModelError
-from engine.runtime.engine import EngineFailure
-from engine.runtime.state import CommandError, RoleError
+from engine.runtime.view import EngineFailure
 
 log = logging.getLogger(__name__)
 
-REFUSALS = (RoleError, CommandError, EngineFailure, GroupSpecError, MarginModelError)
+REFUSALS: tuple[type[BaseException], ...] = (RoleError, CommandError, EngineFailure, GroupSpecError, MarginModelError)
 
 
 class CommandRunner(QObject):
@@ -28,6 +28,7 @@ class CommandRunner(QObject):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
+        self.refusals = REFUSALS
         self._tasks: set[asyncio.Task[Any]] = set()
         self.last: asyncio.Task[Any] | None = None
 
@@ -41,7 +42,7 @@ class CommandRunner(QObject):
     async def _run(self, label: str, factory: Callable[[], Awaitable[Any]]) -> Any:
         try:
             result = await factory()
-        except REFUSALS as exc:
+        except self.refusals as exc:
             self.finished.emit(label, False, f"{label} refused: {exc}")
             return None
         except Exception as exc:  # unexpected: logged with its traceback, shown, the desk keeps running

@@ -1,7 +1,8 @@
 """The desk's main window: dock panels (layout kept in QSettings), toolbar, menus, shortcuts.
 
-Every command runs as a task through CommandRunner (no slot awaits, no dialog exec()); the engine
-enforces roles and audits; this window only greys out what a role may not use.
+It knows the engine only through its ports (a DeskContext: EngineView to read, Commander to give
+commands). Every command runs as a task through CommandRunner (no slot awaits, no dialog exec());
+the engine enforces roles and audits; this window only greys out what a role may not use.
 """
 
 from __future__ import annotations
@@ -9,19 +10,31 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QSystemTrayIcon, QWidget
 
+from engine.core.commands import (
+    Abandon,
+    Acknowledge,
+    Actor,
+    ApproveRetry,
+    CancelGroup,
+    CloseGroup,
+    Command,
+    Launch,
+    ManualHedge,
+    SetTradingState,
+)
 from engine.core.groups import GroupSpec
 from engine.core.model import Side
 from engine.core.trading_state import TradingState
-from engine.runtime import commands
-from engine.runtime.state import Actor
+from ui import theme as themes
 from ui.bridge import EngineBridge
 from ui.commands import CommandRunner
+from ui.context import DeskContext
 from ui.dialogs.launch import LaunchDialog
 from ui.dialogs.manual_hedge import ManualHedgeDialog
 from ui.errors import reporter
@@ -35,13 +48,9 @@ from ui.panels.log import LogPanel
 from ui.panels.tree import HedgeTreePanel
 from ui.reader import JournalReader
 from ui.status import DeskStatusBar
-from ui.theme import apply_theme
 from ui.viewmodels.desk import Changes, Notice
 from ui.viewmodels.metrics import MetricsSampler
 from ui.viewmodels.rows import EscalationRow
-
-if TYPE_CHECKING:
-    from app.gui import DeskSession
 
 LAYOUT_VERSION = 1
 HALT_SHORTCUT = "Ctrl+Shift+H"
@@ -54,10 +63,11 @@ def open_settings(ini_file: Path | None) -> QSettings:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, session: DeskSession, settings: QSettings, parent: QWidget | None = None) -> None:
+    def __init__(self, context: DeskContext, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.session, self.engine, self.settings = session, session.engine, settings
-        self.actor: Actor = session.actor
+        self.context, self.settings = context, settings
+        self.view, self.commander = context.view, context.commander
+        self.actor: Actor = context.actor
         self.setWindowTitle(f"Trading Desk — {self.actor.os_user} ({self.actor.role.value})")
         self.resize(1400, 860)
         self.reader: JournalReader | None = None
@@ -75,9 +85,9 @@ class MainWindow(QMainWindow):
 
     async def start(self) -> None:
         """Open the desk's read connection, build the panels, seed them from the journal, run."""
-        self.reader = await JournalReader.open(self.session.config.db)
+        self.reader = await JournalReader.open(self.context.journal_path)
         self.launch_wall_ms.update(await self.reader.launch_wall_ms())
-        self.bridge = EngineBridge(self.engine, self.reader, parent=self)
+        self.bridge = EngineBridge(self.view, self.reader, parent=self)
         self.groups = GroupsPanel(self.launch_wall_ms)
         self.detail = GroupDetailPanel(self.reader)
         self.intents = IntentsPanel()
@@ -85,7 +95,7 @@ class MainWindow(QMainWindow):
         self.escalations = EscalationsPanel(self.actor.role)
         self.charts = ChartsPanel(self.sampler)
         self.log = LogPanel()
-        self.status = DeskStatusBar(self.engine, self.actor, str(self.session.config.db))
+        self.status = DeskStatusBar(self.view, self.actor, str(self.context.journal_path))
         self.setStatusBar(self.status)
         self.docks: dict[str, QDockWidget] = {}
         for name, title, widget in (
@@ -106,7 +116,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._connect()
         self.restore_layout()
-        apply_theme(str(self.settings.value("theme", self.session.config.theme)))
+        themes.apply_theme(str(self.settings.value("theme", self.context.theme)))
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QSystemTrayIcon(self.windowIcon(), self)
             self.tray.show()
@@ -279,17 +289,13 @@ class MainWindow(QMainWindow):
         assert self.bridge is not None
         self.status.refresh()
         self.groups.model.touch_column(AGE_COLUMN)
-        clock = self.engine.clock
-        offset = clock.offset_ms(time.time_ns() // 1_000_000, self.engine.now_ns()) if clock.anchored else None
-        stats = self.engine.stats
         t = time.monotonic() - self._t0
         self.sampler.sample(
             t,
-            stats["events"],
-            stats["batches"],
+            self.view.event_count(),
             self.bridge.desk.uncovered_short_qty(),
-            offset,
-            self.engine.commit_latency_us(),
+            self.view.clock_offset_ms(),
+            self.view.commit_latency_us(),
         )
         if self.docks["charts"].isVisible():
             self.charts.redraw()
@@ -308,28 +314,33 @@ class MainWindow(QMainWindow):
     # --- commands ---------------------------------------------------------------------------
 
     def open_launch_dialog(self) -> LaunchDialog:
-        dialog = LaunchDialog(self.session.catalog, self.session.margin_model, self)
+        dialog = LaunchDialog(self.context.catalog, self.context.margin_model, self)
         dialog.launch_requested.connect(self.launch)
         self._keep(dialog)
         dialog.open()
         return dialog
 
+    def execute(self, label: str, command: Command) -> asyncio.Task[Any]:
+        """Give ``command`` as a task. It is answered once the engine's step that decided it has
+        committed (never after the broker: HALT must not wait behind a slow exchange); what
+        follows at the broker reaches the panels as engine events."""
+        commander = self.commander
+        return self.runner.run(label, lambda: commander.execute(command))
+
     def launch(self, spec: GroupSpec) -> asyncio.Task[Any]:
-        return self.runner.run(f"launch {spec.group_id}", lambda: self.engine.launch(spec, self.actor))
+        return self.execute(f"launch {spec.group_id}", Launch(spec, self.actor))
 
     def halt(self) -> asyncio.Task[Any]:
-        return self.runner.run("HALT", lambda: commands.set_trading_state(self.engine, TradingState.HALTED, self.actor))
+        return self.execute("HALT", SetTradingState(TradingState.HALTED, self.actor))
 
     def resume(self) -> asyncio.Task[Any]:
-        return self.runner.run(
-            "resume trading", lambda: commands.set_trading_state(self.engine, TradingState.ACTIVE, self.actor)
-        )
+        return self.execute("resume trading", SetTradingState(TradingState.ACTIVE, self.actor))
 
     def cancel_group(self, group_id: str) -> asyncio.Task[Any]:
-        return self.runner.run(f"cancel {group_id}", lambda: commands.cancel_group(self.engine, group_id, self.actor))
+        return self.execute(f"cancel {group_id}", CancelGroup(group_id, self.actor))
 
     def close_group(self, group_id: str) -> asyncio.Task[Any]:
-        return self.runner.run(f"close {group_id}", lambda: commands.close_group(self.engine, group_id, self.actor))
+        return self.execute(f"close {group_id}", CloseGroup(group_id, self.actor))
 
     def _cancel_selected(self) -> None:
         gid = self.groups.selected_group()
@@ -342,27 +353,23 @@ class MainWindow(QMainWindow):
             self.close_group(gid)
 
     def escalation_action(self, action: str, row: EscalationRow) -> None:
-        engine, actor = self.engine, self.actor
+        actor = self.actor
         if action == "acknowledge":
-            self.runner.run(f"acknowledge #{row.escalation_id}", lambda: commands.acknowledge(engine, row.key, actor))
+            self.execute(f"acknowledge #{row.escalation_id}", Acknowledge(row.key, actor))
         elif action == "manual_hedge":
             self.open_manual_hedge(row)
         elif action == "approve_retry":
-            self.runner.run(
-                f"approve retry of {row.client_order_id}",
-                lambda: commands.approve_retry(engine, row.client_order_id, actor),
-            )
+            self.execute(f"approve retry of {row.client_order_id}", ApproveRetry(row.client_order_id, actor))
         elif action == "abandon":
-            self.runner.run(
-                f"abandon {row.client_order_id}", lambda: commands.abandon(engine, row.client_order_id, actor)
-            )
+            self.execute(f"abandon {row.client_order_id}", Abandon(row.client_order_id, actor))
 
     def open_manual_hedge(self, row: EscalationRow) -> ManualHedgeDialog:
         # Protection is bought on the group's HEDGE instrument, whatever symbol the escalation names
         # (an orphaned RISK intent names the short leg, which must never be pre-filled as a buy).
-        group = self.engine.book.groups.get(row.group_id)
+        group = self.view.snapshot().groups.get(row.group_id)
         symbol = group.spec.hedge.symbol if group is not None else row.symbol
-        lot = self.session.catalog[symbol].lot_size if symbol in self.session.catalog else 1
+        catalog = self.context.catalog
+        lot = catalog[symbol].lot_size if symbol in catalog else 1
         dialog = ManualHedgeDialog(row.group_id, symbol, Side.BUY.value, row.unhedged_qty, lot, self)
         dialog.confirmed.connect(self._manual_hedge_confirmed)
         dialog.refused.connect(lambda why: self.notify(Notice("error", why)))
@@ -371,16 +378,12 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _manual_hedge_confirmed(self, group_id: str, symbol: str, side: str, qty: int) -> None:
-        engine, actor = self.engine, self.actor
-        self.runner.run(
-            f"manual hedge {qty} {symbol}",
-            lambda: commands.manual_hedge(engine, group_id, symbol, Side(side), qty, actor),
-        )
+        self.execute(f"manual hedge {qty} {symbol}", ManualHedge(group_id, symbol, Side(side), qty, self.actor))
 
     def toggle_theme(self) -> None:
-        theme = "light" if str(self.settings.value("theme", self.session.config.theme)) == "dark" else "dark"
+        theme = "light" if str(self.settings.value("theme", self.context.theme)) == "dark" else "dark"
         self.settings.setValue("theme", theme)
-        apply_theme(theme)
+        themes.apply_theme(theme)
 
     def _keep(self, dialog: Any) -> None:
         self.dialogs.append(dialog)

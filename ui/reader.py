@@ -13,8 +13,41 @@ from typing import Any
 
 import aiosqlite
 
-from engine.store.rows import INTENT_COLUMNS, NODE_COLUMNS
 from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView, NodeView
+
+# The journal columns the desk shows (the journal's schema is in migrations/).
+INTENT_COLUMNS = (
+    "client_order_id",
+    "intent_id",
+    "attempt",
+    "group_id",
+    "role",
+    "purpose",
+    "wave",
+    "symbol",
+    "side",
+    "qty",
+    "order_type",
+    "status",
+    "order_status",
+    "filled_qty",
+    "broker_order_id",
+    "hedge_node_id",
+    "reason",
+)
+NODE_COLUMNS = (
+    "node_id",
+    "group_id",
+    "parent_id",
+    "depth",
+    "kind",
+    "symbol",
+    "side",
+    "target_qty",
+    "filled_qty",
+    "status",
+    "reason",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +116,13 @@ class JournalReader:
         return out
 
     async def groups(self, intents: list[IntentView], escalated: set[str]) -> list[GroupRow]:
+        """Every group in the journal, with fills and net exposure from ``intents`` (all of them)."""
         legs: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)
         for gid, role, symbol, qty in await self.fetch("SELECT group_id, role, symbol, qty FROM legs"):
             legs[gid][role] = (symbol, qty)
-        hedge: dict[str, int] = defaultdict(int)
-        risk: dict[str, int] = defaultdict(int)
+        orders: dict[str, list[IntentView]] = defaultdict(list)
         for i in intents:
-            if i.role == "HEDGE" and i.purpose in ("LEG", "HEDGE"):
-                hedge[i.group_id] += i.filled_qty
-            elif i.role == "RISK" and i.purpose == "LEG":
-                risk[i.group_id] += i.filled_qty
+            orders[i.group_id].append(i)
         out = []
         for gid, template, state, reason in await self.fetch(
             "SELECT group_id, template, state, reason FROM groups ORDER BY rowid"
@@ -100,19 +130,17 @@ class JournalReader:
             h_sym, h_qty = legs[gid].get("HEDGE", ("", 0))
             r_sym, r_qty = legs[gid].get("RISK", ("", 0))
             out.append(
-                GroupRow(
-                    gid,
-                    template,
-                    state,
-                    reason,
-                    h_sym,
-                    r_sym,
-                    h_qty,
-                    r_qty,
-                    hedge[gid],
-                    risk[gid],
-                    False,
-                    gid in escalated,
+                GroupRow.build(
+                    group_id=gid,
+                    template=template,
+                    state=state,
+                    reason=reason,
+                    hedge_symbol=h_sym,
+                    risk_symbol=r_sym,
+                    hedge_qty=h_qty,
+                    risk_qty=r_qty,
+                    orders=[o.fill() for o in orders.get(gid, ())],
+                    escalated=gid in escalated,
                 )
             )
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyqtgraph as pg  # type: ignore[import-untyped]
 from PySide6.QtWidgets import QApplication
 
-from engine.catalog import RESOURCES_DIR
+from ui.resources import RESOURCES_DIR
 
 THEMES = {"dark": RESOURCES_DIR / "dark.qss", "light": RESOURCES_DIR / "light.qss"}
 

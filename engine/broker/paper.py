@@ -56,6 +56,8 @@ class PaperBroker:
         faults: FaultProfile,
         exchange_clock: Callable[[], int],
         tick_interval_ms: int,
+        local_clock_ms: Callable[[], int] | None = None,
+        manual_delivery: bool = False,
     ) -> None:
         self.core = core
         self.faults = faults
@@ -69,7 +71,10 @@ class PaperBroker:
         self._wake = asyncio.Event()
         self._quiet_steps = 0
         self._closed = False
-        self._delivery = asyncio.create_task(self._deliver_forever(), name="paper-delivery")
+        self._local_clock_ms = local_clock_ms
+        self._delivery: asyncio.Task[None] | None = (
+            None if manual_delivery else asyncio.create_task(self._deliver_forever(), name="paper-delivery")
+        )
         self._ticker: asyncio.Task[None] | None = None
         self._commit_listeners: list[Callable[[list[BrokerEvent]], None]] = []
 
@@ -85,12 +90,17 @@ class PaperBroker:
         tick_interval_ms: int = 50,
         cancel_latency_steps: int = 0,
         auto_tick: bool = True,
+        local_clock_ms: Callable[[], int] | None = None,
+        manual_delivery: bool = False,
     ) -> PaperBroker:
         """Open the exchange on ``state_path``, resuming its saved state if there is one.
 
         ``seed`` only seeds a fresh exchange; a resumed one continues its saved random streams.
         ``exchange_clock`` defaults to wall-clock ms plus ``faults.clock_skew_ms``: the simulated
         venue's own clock, which the engine only ever sees through event timestamps.
+        ``local_clock_ms`` (default: the event loop's clock) times the fault scheduler's delays;
+        with ``manual_delivery`` no task delivers events: the caller takes them with
+        ``deliver_due()``. A virtual clock and manual delivery make a seeded run replay exactly.
         """
         store = await open_state(state_path)
         try:
@@ -102,7 +112,7 @@ class PaperBroker:
         core.cancel_latency_steps = cancel_latency_steps
         skew = faults.clock_skew_ms
         clock = exchange_clock or (lambda: _wall_clock_ms() + skew)
-        broker = cls(core, store, faults, clock, tick_interval_ms)
+        broker = cls(core, store, faults, clock, tick_interval_ms, local_clock_ms, manual_delivery)
         if auto_tick:
             broker._ticker = asyncio.create_task(broker._tick_forever(), name="paper-ticker")
         return broker
@@ -259,7 +269,13 @@ class PaperBroker:
         self._wake.set()
 
     def _local_ms(self) -> int:
+        if self._local_clock_ms is not None:
+            return self._local_clock_ms()
         return int(asyncio.get_running_loop().time() * 1000)
+
+    def deliver_due(self) -> list[BrokerEvent]:
+        """Manual delivery: the copies the fault scheduler releases by now, in delivery order."""
+        return self._plan.due(self._local_ms())
 
     async def _deliver_forever(self) -> None:
         while True:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine.core.book import OrderView
 from engine.core.groups import GroupSpec, LegSpec
 from engine.core.model import (
     TERMINAL_GROUP_STATES,
     GroupState,
     IntentStatus,
     LegRole,
-    OrderStatus,
 )
 from engine.core.order_fsm import is_working
 
@@ -52,19 +52,6 @@ def group_transition_problem(current: GroupState, new: GroupState) -> str:
     if _RANK[new] < _RANK[current]:
         return f"group state would move backward from {current.value} to {new.value}"
     return ""
-
-
-@dataclass(frozen=True, slots=True)
-class OrderView:
-    client_order_id: str
-    role: LegRole
-    wave: int
-    qty: int
-    filled_qty: int
-    fills_qty: int
-    status: OrderStatus
-    intent_status: IntentStatus
-    purpose: str = "LEG"
 
 
 @dataclass(frozen=True, slots=True)

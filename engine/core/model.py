@@ -107,3 +107,52 @@ class Role(StrEnum):
     TRADER = "trader"
     RISK = "risk"
     OPERATOR = "operator"
+
+
+class Purpose(StrEnum):
+    """Why an order exists. Only LEG orders open exposure; the rest reduce or protect it."""
+
+    LEG = "LEG"  # a wave of the RISK leg (and, before schema 2, of the HEDGE leg)
+    HEDGE = "HEDGE"  # an order of a hedge-tree node
+    STOP = "STOP"  # the RISK leg's stop-loss
+    FALLBACK = "FALLBACK"  # the MARKET order for a stop's confirmed unfilled remainder
+    EXIT = "EXIT"  # closing a HEDGED group, risk leg first
+
+    @property
+    def opens_exposure(self) -> bool:
+        return self is Purpose.LEG
+
+
+EXIT_PURPOSES = frozenset({Purpose.STOP, Purpose.FALLBACK, Purpose.EXIT})
+
+
+class EscalationKind(StrEnum):
+    HEDGE_EXHAUSTED = "HEDGE_EXHAUSTED"  # a hedge node ended short; the remainder is in front of a person
+    ORPHANED_INTENT = "ORPHANED_INTENT"  # the broker never saw a journaled intent; an operator decides
+    MANUAL_ACTION = "MANUAL_ACTION"  # the engine cannot go on alone (kill switch, stop cancelled, exits out)
+    SL_UNCONFIRMED = "SL_UNCONFIRMED"  # a stop's cancel was never confirmed; no MARKET order was sent
+
+
+class Severity(StrEnum):
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+
+class EscalationStatus(StrEnum):
+    OPEN = "OPEN"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    RESOLVED = "RESOLVED"
+
+
+class NodeKind(StrEnum):
+    LEG = "LEG"  # the group's HEDGE leg: protection bought before anything is sold
+    INTERIM = "INTERIM"  # exposure found while the group runs (risk filled beyond its hedge)
+    MANUAL = "MANUAL"  # a trader's manual hedge
+
+
+class NodeStatus(StrEnum):
+    WORKING = "WORKING"
+    FILLED = "FILLED"
+    CHILDED = "CHILDED"  # finished short; a child covers the remainder
+    EXHAUSTED = "EXHAUSTED"  # finished short; the remainder is in an escalation
+    HALTED = "HALTED"  # not sent because trading is halted; the target is in an escalation

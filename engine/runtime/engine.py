@@ -1,7 +1,14 @@
-"""The engine: one asyncio task owns every decision; I/O happens at its edges.
+"""The interpreter: the only place that awaits. Decisions are ``engine.core.step``'s.
 
-Every mutation of the book happens under ``self._lock``: the main loop (event batches and timer
-ticks) and person-given commands take turns, so no decision sees half-applied state.
+Per cycle it steps a batch of inputs (broker events, broker answers, a tick, commands), commits
+the journal rows of every step in one transaction, and only then performs the I/O effects. It
+never holds anything across a broker call: each call runs on its own and its answer comes back
+as an input. So a command (HALT above all) is decided in the next cycle, never behind a slow
+broker, and "journal before send" holds by construction.
+
+Two ways to run: live (a main loop on the event loop's clock, I/O in tasks) and lockstep
+(``run_until_quiet``: every I/O awaited in order and its answer stepped at once; with a virtual
+clock and the paper exchange this replays a seeded run exactly).
 """
 
 from __future__ import annotations
@@ -16,42 +23,49 @@ from typing import Any
 
 from engine.broker.port import Broker
 from engine.catalog import load_margin_model
-from engine.core import order_fsm
+from engine.core.book import Book, IntentRow
 from engine.core.clock import BrokerClock
-from engine.core.events import Ambiguous, BrokerEvent, OrderRequest, Rejected
+from engine.core.commands import Actor, Command, CommandError, Launch
+from engine.core.dedupe import DedupeKeyError, dedupe_key
+from engine.core.effects import AnchorClock, Cancel, Commit, Effect, JournalWrites, Notify, Place, Query, Reply
+from engine.core.events import Ambiguous, BrokerEvent, Rejected
 from engine.core.groups import GroupSpec
-from engine.core.hedge_tree import NodeKind
-from engine.core.instruments import Instrument, paise_to_str
-from engine.core.lifecycle import Wave, decide, decide_cancelled, group_transition_problem
-from engine.core.margin import MarginModel, group_margin_paise
-from engine.core.model import GroupState, IntentStatus, LegRole, OrderStatus, OrderType, Role, Side
-from engine.core.slicing import slice_qty
-from engine.core.trading_state import TradingState, order_refusal
-from engine.runtime.ingest import Ingestor
-from engine.runtime.state import (
-    Actor,
-    Book,
-    CommandError,
-    EngineConfig,
-    GroupRuntime,
-    Listener,
-    RoleError,
-    new_client_order_id,
+from engine.core.inputs import (
+    BrokerEvents,
+    BrokerTime,
+    CancelAnswered,
+    Given,
+    Input,
+    LookedUp,
+    Placed,
+    PlaceUnsent,
+    Recover,
+    Tick,
 )
+from engine.core.instruments import Instrument
+from engine.core.margin import MarginModel
+from engine.core.model import GroupState, OrderStatus
+from engine.core.notices import EngineEvent, EngineStopped, FeedError
+from engine.core.placing import send_refusal
+from engine.core.state import EngineConfig, EngineState
+from engine.core.step import step
+from engine.core.trading_state import TradingState
+from engine.runtime.ids import new_client_order_id
+from engine.runtime.loader import load_state
+from engine.runtime.view import ConnectionState, EngineFailure
 from engine.store.journal import Journal
-from engine.store.rows import IntentRow
 
 log = logging.getLogger(__name__)
 
 CrashHook = Callable[[str], None]
+Listener = Callable[[EngineEvent], None]
 
 
 def _no_crash(point: str) -> None:
     return None
 
 
-class EngineFailure(RuntimeError):
-    """The engine stopped because of an error; the journal holds everything committed before it."""
+_Item = tuple[Input, "asyncio.Future[Any] | None"]
 
 
 class Engine:
@@ -67,6 +81,7 @@ class Engine:
         id_factory: Callable[[], str] = new_client_order_id,
         crash_hook: CrashHook = _no_crash,
         margin_model: MarginModel | None = None,
+        lockstep: bool = False,
     ) -> None:
         self.journal = journal
         self.broker = broker
@@ -76,51 +91,109 @@ class Engine:
         self.wall_ms = wall_ms  # audit display only; never used in a decision
         self.new_id = id_factory
         self.crash = crash_hook
-        self.book = Book()
-        self.clock = BrokerClock()
-        self.ingestor = Ingestor(journal, self.book, self.clock)
-        self._lock = asyncio.Lock()
-        self._inbox: asyncio.Queue[BrokerEvent] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._listeners: list[Listener] = []
-        self._settled = asyncio.Event()
-        self.failure: BaseException | None = None
         self.margin_model = margin_model or load_margin_model()
-        self.trading_state = TradingState.ACTIVE
-        journal.on_rollback = self._journal_rolled_back
-        self.stats = {"events": 0, "duplicates": 0, "rejected": 0, "batches": 0}
+        self.lockstep = lockstep
+        self.state = EngineState(catalog, self.config, self.margin_model, id_factory)
+        self.failure: BaseException | None = None
+        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._io: set[asyncio.Task[None]] = set()
+        self._listeners: list[Listener] = []
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._next_command_id = 1
+        self._settled = asyncio.Event()
+        self._quiet = asyncio.Event()
+        self._busy = 0
         self._commit_us: collections.deque[int] = collections.deque(maxlen=256)
+        self.commits = 0  # synchronous journal transactions, for the bench
+        journal.on_rollback = self._journal_rolled_back
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- what the desk reads (engine.runtime.view.EngineView) --------------------------------
+
+    @property
+    def book(self) -> Book:
+        return self.state.book
+
+    @property
+    def clock(self) -> BrokerClock:
+        return self.state.clock
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.state.trading_state
+
+    @property
+    def stats(self) -> dict[str, int]:
+        s = self.state.stats
+        return {"events": s.events, "duplicates": s.duplicates, "rejected": s.rejected, "batches": s.batches}
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def emit(self, message: dict[str, Any]) -> None:
+    def emit(self, event: EngineEvent) -> None:
         for listener in list(self._listeners):
             try:
-                listener(message)
+                listener(event)
             except Exception:  # a broken view must never stop trading
-                log.exception("listener failed on %s", message.get("type"))
+                log.exception("listener failed on %s", event.type)
 
-    async def start(self) -> None:
+    def commit_latency_us(self) -> tuple[int, int] | None:
+        """p50 and p99 of the last 256 journal commits, in microseconds."""
+        if not self._commit_us:
+            return None
+        ordered = sorted(self._commit_us)
+        return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
+
+    def clock_offset_ms(self) -> int | None:
+        """Broker time minus local wall time (display only)."""
+        if not self.clock.anchored:
+            return None
+        return self.clock.offset_ms(self.wall_ms(), self.now_ns())
+
+    def snapshot(self) -> Book:
+        """The book, for reading (EngineView). Valid until the next step; never mutate it."""
+        return self.state.book
+
+    def event_count(self) -> int:
+        return self.state.stats.events
+
+    def connection(self) -> ConnectionState:
+        state = getattr(self.broker, "connection_state", None)  # adapters with a connection say so
+        return ConnectionState.IN_PROCESS if state is None else ConnectionState(str(state))
+
+    def waiting_rows(self) -> list[IntentRow]:
+        return self.book.orphans()
+
+    def unsettled_groups(self) -> list[str]:
+        return sorted(g for g, rt in self.book.groups.items() if not rt.settled)
+
+    def orders_in(self, *statuses: OrderStatus) -> list[IntentRow]:
+        return [r for r in self.book.intents.values() if r.order_status in statuses]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, resume: bool = True) -> None:
         """Recover (the same path for a clean start and after a crash), then run."""
-        from engine.runtime.recovery import recover
-
-        # Subscribe before asking the broker anything, so nothing falls between lookup and feed.
-        feed = self.broker.events()
-        self._tasks.append(asyncio.create_task(self._pump_events(feed), name="engine-events"))
-        async with self._lock:
-            await recover(self)
-        self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
+        if not self.lockstep:
+            # Subscribe before asking the broker anything, so nothing falls between lookup and feed.
+            feed = self.broker.events()
+            self._tasks.append(asyncio.create_task(self._pump_events(feed), name="engine-events"))
+        self.state = await load_state(self.journal, self.catalog, self.config, self.margin_model, self.new_id)
+        server_ms = await self.broker.server_time_ms()
+        now = self.now_ns()
+        await self.run_until_quiet([BrokerTime(now, server_ms), Recover(now, resume)])
+        if not self.lockstep:
+            self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._io]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, BaseException):
                 await task
         self._tasks.clear()
+        self._io.clear()
 
     async def wait_settled(self, timeout_s: float) -> bool:
         """Wait until every group is HEDGED, terminal or waiting on a person; False on timeout."""
@@ -133,430 +206,327 @@ class Engine:
             raise EngineFailure(str(self.failure)) from self.failure
         return True
 
+    def settled(self) -> bool:
+        return self.book.settled() and not self._io and self._inbox.empty()
+
+    def check_running(self) -> None:
+        """Crash-only: after a failed transaction the in-memory state may be ahead of the journal,
+        so no further command is taken; restart the engine (recovery rebuilds the state)."""
+        if self.failure is not None:
+            raise EngineFailure(f"engine stopped after an error ({self.failure!r}); restart it to recover")
+
+    # --- inputs from outside -------------------------------------------------------------------
+
+    async def execute(self, command: Command) -> Any:
+        """Give a command; returns its answer once the step that decided it has committed. Raises
+        RoleError or CommandError (audited) when it is refused."""
+        self.check_running()
+        command_id = self._next_command_id
+        self._next_command_id += 1
+        given = Given(self.now_ns(), command_id, command, self.wall_ms())
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[command_id] = future
+        await self._submit(given, None)
+        return await future
+
+    async def launch(self, spec: GroupSpec, actor: Actor) -> GroupState:
+        state: GroupState = await self.execute(Launch(spec, actor))
+        await self.quiesce()
+        return state
+
+    async def ingest(self, batch: list[BrokerEvent], *, settle: bool = True) -> None:
+        """Apply a batch of events from outside the feed (tests, tools). Returns once its step has
+        committed and, with ``settle``, once the I/O that followed has been answered."""
+        self.check_running()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        await self._submit(BrokerEvents(self.now_ns(), tuple(batch)), future)
+        await future
+        if settle:
+            await self.quiesce()
+
+    async def tick(self) -> None:
+        """Look at timers now (lockstep drivers and tests)."""
+        await self._submit(Tick(self.now_ns()), None)
+
+    async def quiesce(self) -> None:
+        """Wait until nothing is queued or in flight (lockstep: already true). A failure that
+        happens meanwhile (caused by what the caller started) is raised as it is."""
+        before = self.failure
+        while self.failure is None and not self.lockstep and (self._busy or self._io or not self._inbox.empty()):
+            self._quiet.clear()
+            await self._quiet.wait()
+        if self.failure is not None and before is None:
+            raise self.failure
+        self.check_running()
+
+    async def _submit(self, inp: Input, future: asyncio.Future[Any] | None) -> None:
+        if self.lockstep:
+            await self.run_until_quiet([inp], {id(inp): future} if future else None)
+        else:
+            self._inbox.put_nowait((inp, future))
+
+    # --- the loop ------------------------------------------------------------------------------
+
     async def _pump_events(self, feed: AsyncIterator[BrokerEvent]) -> None:
         backoff_s = 0.05
         while True:
             try:
                 async for event in feed:
-                    self._inbox.put_nowait(event)
+                    self._inbox.put_nowait((BrokerEvents(0, (event,)), None))
                     backoff_s = 0.05
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken feed is re-subscribed; the journal reconciles gaps
-                self.emit({"type": "feed_error", "error": str(exc)})
+                self.emit(FeedError(str(exc)))
             await asyncio.sleep(backoff_s)  # reconnect backoff, not a timing decision
             backoff_s = min(backoff_s * 2, 2.0)
             feed = self.broker.events()
 
     async def _main_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         tick_s = self.config.tick_interval_ms / 1000
+        next_tick = loop.time() + tick_s
         try:
             while True:
-                batch: list[BrokerEvent] = []
+                items: list[_Item] = []
                 # asyncio.timeout, not wait_for: on 3.11 a cancelled wait_for around Queue.get()
                 # can hang forever in "cancelling" (seen here at shutdown).
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(tick_s):
-                        batch.append(await self._inbox.get())
-                while batch and len(batch) < self.config.batch_max and not self._inbox.empty():
-                    batch.append(self._inbox.get_nowait())
-                async with self._lock:
-                    if batch:
-                        await self.ingest_locked(batch)
-                    from engine.runtime.recovery import on_tick
-
-                    await on_tick(self)
-                    self.refresh_settled()
+                    async with asyncio.timeout(max(0.0, next_tick - loop.time())):
+                        items.append(await self._inbox.get())
+                while items and len(items) < self.config.batch_max and not self._inbox.empty():
+                    items.append(self._inbox.get_nowait())
+                if loop.time() >= next_tick:
+                    items.append((Tick(0), None))
+                    next_tick = loop.time() + tick_s
+                self._busy += 1
+                try:
+                    await self._cycle(items)
+                finally:
+                    self._busy -= 1
+                self._after_cycle()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # crash-only: stop deciding, keep what is committed
-            self.failure = exc
+            self._fail(exc)
+            if not isinstance(exc, Exception):
+                return
             log.exception("engine stopped")
-            self.emit({"type": "engine_failure", "error": repr(exc)})
-            self._settled.set()
 
-    def refresh_settled(self) -> None:
-        if self.book.settled():
+    def _after_cycle(self) -> None:
+        if self.settled():
             self._settled.set()
         else:
             self._settled.clear()
+        if not self._busy and not self._io and self._inbox.empty():
+            self._quiet.set()
 
-    # --- events -----------------------------------------------------------------------------
-
-    async def ingest(self, batch: list[BrokerEvent]) -> None:
-        """Apply a batch of events from outside the main loop (tests, tools)."""
-        async with self._lock:
-            self.check_running()
-            await self.ingest_locked(batch)
-
-    async def ingest_locked(self, batch: list[BrokerEvent]) -> None:
-        """Apply a batch of events (one transaction), then move the groups they touched. The
-        caller holds ``exclusive()``."""
-        started = time.perf_counter_ns()  # a performance reading for the desk's chart, never a decision
-        result = await self.ingestor.apply_batch(batch, self.now_ns())
-        self._commit_us.append((time.perf_counter_ns() - started) // 1_000)
-        self.stats["events"] += len(batch)
-        self.stats["duplicates"] += result.duplicates
-        self.stats["rejected"] += result.rejected
-        self.stats["batches"] += 1
-        for note in result.notes:
-            self.emit(note)
-        if result.duplicates:
-            self.emit({"type": "duplicates_absorbed", "count": result.duplicates})
-        for group_id in sorted(result.touched_groups):
-            await self.advance_group(group_id)
-
-    # --- groups -----------------------------------------------------------------------------
-
-    async def launch(self, spec: GroupSpec, actor: Actor) -> GroupState:
-        async with self._lock:
-            self.check_running()
-            if actor.role is not Role.TRADER:
-                await self.audit(actor, "launch", spec.group_id, {}, "REFUSED")
-                raise RoleError(f"launching a group needs the trader role; {actor.os_user} has role {actor.role}")
-            if spec.group_id in self.book.groups or spec.group_id in await self.journal.group_ids():
-                raise CommandError(f"group {spec.group_id} already exists; a group is launched once")
-            if self.trading_state is not TradingState.ACTIVE:
-                why = f"trading is {self.trading_state.value}: no new groups (cancels and hedges still pass)"
-                await self.audit(actor, "launch", spec.group_id, {"refused": why}, "REFUSED")
-                raise CommandError(why)
-            margin = group_margin_paise(spec, self.catalog, self.margin_model)
-            available = self.margin_model.available_paise - await self.margin_in_use()
-            now = self.now_ns()
-            async with self.journal.transaction():
-                await self.journal.insert_group(spec, GroupState.CREATED, "", now)
-                await self.journal.set_group_margin(spec.group_id, margin)
-                await self.audit_in_tx(actor, "launch", spec.group_id, spec.to_json(), "OK")
-            self.book.groups[spec.group_id] = GroupRuntime(spec, GroupState.CREATED)
-            self.emit({"type": "group_launched", "group_id": spec.group_id, "margin_paise": margin})
-            if margin > available:
-                why = (
-                    f"worst-case margin {paise_to_str(margin)} exceeds available margin "
-                    f"{paise_to_str(max(0, available))}; nothing was sent"
-                )
-                await self.set_group_state(self.book.groups[spec.group_id], GroupState.REJECTED, why)
-                self.refresh_settled()
-                return GroupState.REJECTED
-            await self.advance_group(spec.group_id)
-            self.refresh_settled()
-            return self.book.groups[spec.group_id].state
-
-    async def advance_group(self, group_id: str) -> None:
-        from engine.runtime import hedging, stops
-
-        group = self.book.groups.get(group_id)
-        if group is None:
-            return
-        for _ in range(100):  # each pass settles or sends one batch of orders; bounded by depth and waves
-            await hedging.service_nodes(self, group)
-            if group.state not in (GroupState.CREATED, GroupState.REJECTED):
-                gap = hedging.uncovered_exposure(self, group)
-                if gap > 0:  # interim exposure: hedge it now, from confirmed fills
-                    await hedging.start_node(
-                        self, group_id, NodeKind.INTERIM, group.spec.hedge.symbol, group.spec.hedge.side, gap
-                    )
-                    continue
-            if group.state is GroupState.HEDGED:
-                if await stops.advance_exit(self, group):
-                    continue
-                return
-            rows = self.book.of_group(group_id)
-            progress = hedging.tree_progress(self, group_id)
-            if group.cancel_requested:
-                await stops.cancel_working(self, group_id, "group cancelled by trader")
-                views = [r.view() for r in rows]
-                group.waiting_on_person = progress.orphaned or any(
-                    v.intent_status is IntentStatus.ORPHANED for v in views
-                )
-                ended = decide_cancelled(group.spec, views, progress)
-                if ended is not None:
-                    await self.set_group_state(group, ended.state, ended.reason)
-                    if ended.state is GroupState.HEDGED:
-                        continue
-                return
-            decision = decide(group.spec, group.state, [r.view() for r in rows], self.config.max_waves, progress)
-            group.waiting_on_person = decision.waiting_on_person
-            await self.set_group_state(group, decision.state, decision.reason)
-            if decision.state is GroupState.HEDGED:
-                continue  # the exit side (stop-loss, close) takes over
-            if decision.start_hedge:
-                await hedging.start_node(
-                    self,
-                    group_id,
-                    NodeKind.LEG,
-                    group.spec.hedge.symbol,
-                    group.spec.hedge.side,
-                    group.spec.hedge.qty,
-                    reduces_exposure=False,
-                    limit_price_paise=group.spec.hedge.limit_price_paise,
-                )
-                continue
-            if decision.place is None or not await self._send_wave(group, decision.place):
-                return
-        raise EngineFailure(f"group {group_id} did not settle after 100 planning passes")
-
-    async def escalate_once(
-        self, group_id: str, client_order_id: str | None, kind: str, symbol: str, qty: int, reason: str
-    ) -> None:
-        """Raise a CRITICAL escalation unless the same one is already open."""
-        open_rows = await self.journal.fetch(
-            "SELECT 1 FROM escalations WHERE group_id=? AND kind=? AND status!='RESOLVED'"
-            " AND COALESCE(client_order_id, '')=?",
-            (group_id, kind, client_order_id or ""),
-        )
-        if open_rows:
-            return
-        now = self.now_ns()
-        async with self.journal.transaction():
-            esc = await self.journal.insert_escalation(
-                kind=kind,
-                severity="CRITICAL",
-                group_id=group_id,
-                client_order_id=client_order_id,
-                symbol=symbol,
-                unhedged_qty=qty,
-                reason=reason,
-                now_ns=now,
-            )
-        self.emit(
-            {
-                "type": "escalation",
-                "escalation_id": esc,
-                "kind": kind,
-                "group_id": group_id,
-                "unhedged_qty": qty,
-                "reason": reason,
-            }
-        )
-
-    async def margin_in_use(self) -> int:
-        rows = await self.journal.fetch(
-            "SELECT COALESCE(SUM(margin_paise), 0) FROM groups WHERE state NOT IN ('COMPLETED','REJECTED','FAILED',"
-            "'CANCELLED')"
-        )
-        return int(rows[0][0])
-
-    async def set_group_state(self, group: GroupRuntime, state: GroupState, reason: str) -> None:
-        if state == group.state and reason == group.reason:
-            return
-        problem = group_transition_problem(group.state, state)
-        now = self.now_ns()
-        async with self.journal.transaction():
-            if problem:
-                await self.journal.record_rejected(
-                    None, None, {"group_id": group.spec.group_id, "derived": state.value}, problem, None, now
-                )
-                return
-            await self.journal.set_group_state(group.spec.group_id, state, reason, now)
-            if state != group.state:
-                await self.journal.record_transition(
-                    "GROUP",
-                    group.spec.group_id,
-                    group.state.value,
-                    state.value,
-                    filled_qty=None,
-                    cause=reason,
-                    ts_exchange_ms=None,
-                    now_ns=now,
-                )
-        previous, group.state, group.reason = group.state, state, reason
-        if previous != state:
-            self.emit(
-                {
-                    "type": "group_state",
-                    "group_id": group.spec.group_id,
-                    "from": previous.value,
-                    "state": state.value,
-                    "reason": reason,
-                }
-            )
-
-    # --- the place path: intent before action ------------------------------------------------
-
-    def commit_latency_us(self) -> tuple[int, int] | None:
-        """p50 and p99 of the last 256 event-batch journal commits, in microseconds."""
-        if not self._commit_us:
-            return None
-        ordered = sorted(self._commit_us)
-        return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
-
-    def refusal_for(self, purpose: str) -> str:
-        """The kill switch's word on a new order of this purpose ('' = may send). Only LEG orders
-        open exposure; hedges, stops, fallbacks and exits reduce it."""
-        return order_refusal(self.trading_state, reduces_exposure=purpose != "LEG")
-
-    async def _send_wave(self, group: GroupRuntime, wave: Wave) -> bool:
-        """Send one wave of a leg; False (and the group waits on a person) when the kill switch says no."""
-        refusal = self.refusal_for("LEG")
-        if refusal:
-            group.waiting_on_person = True
-            await self.set_group_state(group, group.state, f"{wave.role.value} wave not sent: {refusal}")
-            return False
-        leg = group.spec.hedge if wave.role is group.spec.hedge.role else group.spec.risk
-        await self.send_sliced(
-            group.spec.group_id, leg.role, wave.wave, leg.symbol, leg.side, wave.qty, limit=leg.limit_price_paise
-        )
-        return True
-
-    async def send_sliced(
-        self,
-        group_id: str,
-        role: LegRole,
-        wave: int,
-        symbol: str,
-        side: Side,
-        qty: int,
-        *,
-        limit: int | None = None,
-        order_type: OrderType | None = None,
-        trigger: int | None = None,
-        purpose: str = "LEG",
-        hedge_node_id: str | None = None,
-    ) -> None:
-        """Slice ``qty`` at the instrument's freeze qty and journal-then-send each child order."""
-        inst = self.catalog[symbol]
-        kind = order_type or (OrderType.LIMIT if limit else OrderType.MARKET)
-        for part in slice_qty(qty, inst.lot_size, inst.freeze_qty):
-            coid, now = self.new_id(), self.now_ns()
-            row = IntentRow(
-                client_order_id=coid,
-                intent_id=coid,
-                attempt=1,
-                group_id=group_id,
-                role=role,
-                wave=wave,
-                symbol=symbol,
-                side=side,
-                qty=part,
-                order_type=kind,
-                limit_price_paise=limit,
-                ts_created_local_ns=now,
-                ts_updated_local_ns=now,
-                purpose=purpose,
-                hedge_node_id=hedge_node_id,
-                trigger_price_paise=trigger,
-            )
-            await self.journal_and_send(row)
-
-    async def journal_and_send(self, row: IntentRow, *, journaled: bool = False) -> None:
-        """Commit the intent (synchronous=FULL), then call the broker. Never the other way round.
-        ``journaled``: the caller already committed the intent row in its own transaction."""
-        if not journaled:
-            async with self.journal.transaction():
-                await self.journal.insert_intent(row)
-                self.crash("before_intent_commit")
-        self.crash("after_intent_commit")
-        self.book.add(row)
-        self.emit(
-            {
-                "type": "intent",
-                "client_order_id": row.client_order_id,
-                "group_id": row.group_id,
-                "role": row.role.value,
-                "symbol": row.symbol,
-                "side": row.side.value,
-                "qty": row.qty,
-                "attempt": row.attempt,
-            }
-        )
-        row.order_status = order_fsm.apply(row.order_state, order_fsm.Trigger.SEND).state.status
-        request = OrderRequest(
-            row.client_order_id,
-            row.symbol,
-            row.side,
-            row.qty,
-            row.order_type,
-            row.limit_price_paise,
-            row.trigger_price_paise,
-        )
+    async def run_until_quiet(self, inputs: list[Input], futures: dict[int, asyncio.Future[Any]] | None = None) -> None:
+        """Lockstep: step ``inputs``, perform their I/O one effect at a time in order, step each
+        answer, and repeat until nothing is left. Used at start (recovery asks in order) and by
+        lockstep drivers."""
+        pending: list[_Item] = [(inp, (futures or {}).get(id(inp))) for inp in inputs]
         try:
-            ack = await self.broker.place(request)
+            while pending:
+                effects = await self._cycle(pending, perform_io=False)
+                pending = []
+                for effect in effects:
+                    if isinstance(effect, (Place, Cancel, Query, AnchorClock)):
+                        pending.append((await self._perform(effect), None))
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        finally:
+            self._after_cycle()
+
+    async def _cycle(self, items: list[_Item], perform_io: bool = True) -> list[Effect]:
+        """Step every input (events merged into one batch), commit once, then act."""
+        self.check_running()
+        effects: list[Effect] = []
+        done: list[asyncio.Future[Any]] = []
+        placed = False
+        for inp, future in self._merge(items):
+            inp = await self._with_known_keys(self._stamped(inp))
+            placed = placed or isinstance(inp, Placed)
+            try:
+                effects.extend(step(self.state, inp))
+            except BaseException as exc:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                raise
+            if future is not None:
+                done.append(future)
+        writes = JournalWrites()
+        for effect in effects:
+            if isinstance(effect, Commit):
+                writes.merge(effect.writes)
+        try:
+            await self._commit(writes)
+            if placed:
+                self.crash("after_ack_recorded")
+        except BaseException as exc:
+            for future in done:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        for future in done:
+            if not future.done():
+                future.set_result(None)
+        for effect in effects:
+            if isinstance(effect, Notify):
+                self.emit(effect.event)
+            elif isinstance(effect, Reply):
+                self._answer(effect)
+            elif perform_io and isinstance(effect, (Place, Cancel, Query, AnchorClock)):
+                self._spawn(effect)
+        return effects
+
+    def _merge(self, items: list[_Item]) -> list[_Item]:
+        """Consecutive feed events become one batch: one dedupe read, one group commit."""
+        out: list[_Item] = []
+        for inp, future in items:
+            if (
+                isinstance(inp, BrokerEvents)
+                and future is None
+                and out
+                and isinstance(out[-1][0], BrokerEvents)
+                and out[-1][1] is None
+            ):
+                prev = out[-1][0]
+                assert isinstance(prev, BrokerEvents)
+                out[-1] = (BrokerEvents(prev.now_ns, prev.events + inp.events), None)
+            else:
+                out.append((inp, future))
+        return out
+
+    def _stamped(self, inp: Input) -> Input:
+        """Feed events and ticks are stamped when they are stepped, not when they were queued."""
+        if isinstance(inp, BrokerEvents) and inp.now_ns == 0:
+            return BrokerEvents(self.now_ns(), inp.events, inp.known_keys)
+        if isinstance(inp, Tick) and inp.now_ns == 0:
+            return Tick(self.now_ns())
+        return inp
+
+    async def _with_known_keys(self, inp: Input) -> Input:
+        """Read which of the input's dedupe keys the journal already holds (a restart's memory)."""
+        if isinstance(inp, BrokerEvents):
+            return BrokerEvents(inp.now_ns, inp.events, await self._known(inp.events))
+        if isinstance(inp, LookedUp) and inp.snapshot is not None:
+            known = await self._known(inp.snapshot.fills)
+            status_key = f"S:{inp.snapshot.broker_order_id}:{inp.snapshot.status.value}:{inp.snapshot.filled_qty}"
+            known |= await self._known_keys([status_key])
+            return LookedUp(inp.now_ns, inp.client_order_id, inp.reason, inp.snapshot, inp.command_id, inp.error, known)
+        return inp
+
+    async def _known(self, events: tuple[BrokerEvent, ...]) -> frozenset[str]:
+        keys = []
+        for event in events:
+            with contextlib.suppress(DedupeKeyError):
+                keys.append(dedupe_key(event))
+        return await self._known_keys(keys)
+
+    async def _known_keys(self, keys: list[str]) -> frozenset[str]:
+        fresh = [k for k in keys if k not in self.state.seen_keys]
+        return frozenset(await self.journal.known_keys(fresh)) if fresh else frozenset()
+
+    async def _commit(self, writes: JournalWrites) -> None:
+        if not writes:
+            return
+        started = time.perf_counter_ns()  # a performance reading for the desk's chart, never a decision
+        async with self.journal.transaction():
+            await self.journal.flush(writes)
+            if any(r.attempt > 1 for r in writes.intents_new.values()):
+                self.crash("before_retry_commit")
+            elif writes.intents_new:
+                self.crash("before_intent_commit")
+        self.commits += 1
+        self._commit_us.append((time.perf_counter_ns() - started) // 1_000)
+
+    def _answer(self, reply: Reply) -> None:
+        future = self._waiting.pop(reply.command_id, None)
+        if future is None or future.done():
+            return
+        if reply.error is not None:
+            future.set_exception(reply.error)
+        else:
+            future.set_result(reply.value)
+
+    # --- I/O -----------------------------------------------------------------------------------
+
+    def _spawn(self, effect: Place | Cancel | Query | AnchorClock) -> None:
+        task = asyncio.create_task(self._perform_into_inbox(effect), name=f"engine-io-{type(effect).__name__}")
+        self._io.add(task)
+        task.add_done_callback(self._io_done)
+
+    def _io_done(self, task: asyncio.Task[None]) -> None:
+        self._io.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception())  # type: ignore[arg-type]
+        if not self._busy and not self._io and self._inbox.empty():
+            self._quiet.set()
+
+    async def _perform_into_inbox(self, effect: Place | Cancel | Query | AnchorClock) -> None:
+        answer = await self._perform(effect)
+        self._inbox.put_nowait((answer, None))
+
+    async def _perform(self, effect: Place | Cancel | Query | AnchorClock) -> Input:
+        """One broker call. Its outcome, whatever it is, becomes an input."""
+        if isinstance(effect, Place):
+            return await self._place(effect)
+        if isinstance(effect, Cancel):
+            try:
+                ack = await self.broker.cancel(effect.broker_order_id)
+            except (Ambiguous, ConnectionError, OSError, TimeoutError, KeyError) as exc:
+                return CancelAnswered(self.now_ns(), effect.client_order_id, None, str(exc) or type(exc).__name__)
+            return CancelAnswered(self.now_ns(), effect.client_order_id, ack)
+        if isinstance(effect, Query):
+            try:
+                snapshot = None
+                if effect.broker_order_id:
+                    with contextlib.suppress(KeyError):
+                        snapshot = await self.broker.order(effect.broker_order_id)
+                if snapshot is None:
+                    snapshot = await self.broker.find(effect.client_order_id)
+            except (Ambiguous, ConnectionError, OSError, TimeoutError) as exc:
+                error = str(exc) or type(exc).__name__
+                return LookedUp(self.now_ns(), effect.client_order_id, effect.reason, None, effect.command_id, error)
+            return LookedUp(self.now_ns(), effect.client_order_id, effect.reason, snapshot, effect.command_id)
+        return BrokerTime(self.now_ns(), await self.broker.server_time_ms())
+
+    async def _place(self, effect: Place) -> Input:
+        coid = effect.request.client_order_id
+        refusal = send_refusal(self.state, effect)  # the switch as it stands now, not at decision time
+        if refusal:
+            return PlaceUnsent(self.now_ns(), coid, f"not sent: {refusal}")
+        self.crash("after_intent_commit")
+        try:
+            ack = await self.broker.place(effect.request)
         except Rejected as exc:
-            await self._close_unsent(row, order_fsm.Trigger.REJECTED, f"broker rejected: {exc}")
-            return
+            return PlaceUnsent(self.now_ns(), coid, f"broker rejected: {exc}")
         except Ambiguous as exc:
-            row.last_query_local_ns = self.now_ns()
-            await self._close_unsent(row, order_fsm.Trigger.AMBIGUOUS, f"outcome unknown: {exc}")
-            return
+            return PlaceUnsent(self.now_ns(), coid, f"outcome unknown: {exc}", ambiguous=True)
         self.crash("after_broker_accept")
-        now = self.now_ns()
-        self.clock.observe(ack.ts_exchange_ms, now)
-        row.broker_order_id = ack.broker_order_id
-        row.ts_ack_exchange_ms = ack.ts_exchange_ms
-        self.book.add(row)
-        # A stop is acknowledged as resting untriggered; only the exchange's trigger report makes it
-        # a working order (and starts its broker-time deadline).
-        ack_trigger = (
-            order_fsm.Trigger.TRIGGER_PENDING
-            if row.order_type in (OrderType.SL, OrderType.SL_M)
-            else (order_fsm.Trigger.ACK)
-        )
-        outcome = order_fsm.apply(row.order_state, ack_trigger)
-        async with self.journal.transaction():
-            await self.ingestor.set_order_state(
-                row, outcome.state, cause="ack", ts_exchange_ms=ack.ts_exchange_ms, now_ns=now
-            )
-        self.crash("after_ack_recorded")
+        return Placed(self.now_ns(), coid, ack)
 
-    async def _close_unsent(self, row: IntentRow, trigger: order_fsm.Trigger, reason: str) -> None:
-        outcome = order_fsm.apply(row.order_state, trigger)
-        row.reason = reason
-        async with self.journal.transaction():
-            await self.ingestor.set_order_state(
-                row, outcome.state, cause=reason, ts_exchange_ms=None, now_ns=self.now_ns()
-            )
-        self.emit(
-            {
-                "type": "order_outcome",
-                "client_order_id": row.client_order_id,
-                "status": row.order_status.value,
-                "reason": reason,
-            }
-        )
+    # --- failure -------------------------------------------------------------------------------
 
-    # --- commands and audit -----------------------------------------------------------------
-
-    async def audit(self, actor: Actor, command: str, target: str, detail: dict[str, Any], outcome: str) -> None:
-        async with self.journal.transaction():
-            await self.audit_in_tx(actor, command, target, detail, outcome)
-
-    async def audit_in_tx(self, actor: Actor, command: str, target: str, detail: dict[str, Any], outcome: str) -> None:
-        await self.journal.insert_audit(
-            now_ns=self.now_ns(),
-            wall_ms=self.wall_ms(),
-            os_user=actor.os_user,
-            role=actor.role.value,
-            command=command,
-            target=target,
-            detail=detail,
-            outcome=outcome,
-        )
-
-    def exclusive(self) -> asyncio.Lock:
-        """The lock that serialises every decision; commands from outside take it."""
-        return self._lock
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+            self.emit(EngineStopped(repr(exc)))
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(exc)
+        self._waiting.clear()
+        self._settled.set()
+        self._quiet.set()
 
     def _journal_rolled_back(self, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
-            self.emit({"type": "engine_failure", "error": f"journal transaction rolled back: {exc!r}"})
+            self.emit(EngineStopped(f"journal transaction rolled back: {exc!r}"))
             self._settled.set()
+            self._quiet.set()
 
-    def check_running(self) -> None:
-        """Crash-only: after a failed transaction the in-memory book may be ahead of the journal, so
-        no further command is taken; restart the engine (recovery rebuilds the book)."""
-        if self.failure is not None:
-            raise EngineFailure(f"engine stopped after an error ({self.failure!r}); restart it to recover")
 
-    def require(self, actor: Actor, role: Role, command: str) -> None:
-        if actor.role is not role:
-            raise RoleError(f"{command} needs the {role.value} role; {actor.os_user} has role {actor.role.value}")
-
-    def waiting_rows(self) -> list[IntentRow]:
-        return [r for r in self.book.intents.values() if r.status is IntentStatus.ORPHANED]
-
-    def unsettled_groups(self) -> list[str]:
-        return sorted(g for g, rt in self.book.groups.items() if not rt.settled)
-
-    def orders_in(self, *statuses: OrderStatus) -> list[IntentRow]:
-        return [r for r in self.book.intents.values() if r.order_status in statuses]
+__all__ = ["CommandError", "Engine", "EngineFailure"]

@@ -18,10 +18,10 @@ from typing import Any
 
 import aiosqlite
 
+from engine.core.effects import JournalWrites
 from engine.core.groups import GroupSpec
 from engine.core.hedge_tree import NodeKind, NodeStatus
 from engine.core.model import GroupState, Side
-from engine.store.batch import WriteBatch
 from engine.store.migrations import MIGRATIONS_DIR, JournalError, migrate
 from engine.store.rows import (
     INTENT_COLUMNS,
@@ -81,6 +81,9 @@ class Journal:
             raise JournalError("nested transaction")
         self._depth = 1
         await self._conn.execute("BEGIN IMMEDIATE")
+        # A step's batch holds rows that refer to each other both ways (a node and its
+        # escalation); foreign keys are checked at COMMIT, still all or nothing.
+        await self._conn.execute("PRAGMA defer_foreign_keys=ON")
         try:
             yield
         except BaseException as exc:
@@ -130,102 +133,16 @@ class Journal:
             ],
         )
 
-    async def set_group_state(self, group_id: str, state: GroupState, reason: str, now_ns: int) -> None:
-        await self._conn.execute(
-            "UPDATE groups SET state=?, reason=?, ts_updated_local_ns=? WHERE group_id=?",
-            (state.value, reason, now_ns, group_id),
-        )
-
-    async def request_cancel(self, group_id: str) -> None:
-        await self._conn.execute("UPDATE groups SET cancel_requested=1 WHERE group_id=?", (group_id,))
-
-    async def request_close(self, group_id: str) -> None:
-        await self._conn.execute("UPDATE groups SET close_requested=1 WHERE group_id=?", (group_id,))
-
-    async def set_group_margin(self, group_id: str, margin_paise: int) -> None:
-        await self._conn.execute("UPDATE groups SET margin_paise=? WHERE group_id=?", (margin_paise, group_id))
-
     async def insert_intent(self, row: IntentRow) -> None:
         marks = ",".join("?" * len(INTENT_COLUMNS))
         await self._conn.execute(
             f"INSERT INTO intents ({','.join(INTENT_COLUMNS)}) VALUES ({marks})", intent_values(row)
         )
 
-    async def update_intent(self, row: IntentRow) -> None:
-        cols = [c for c in INTENT_COLUMNS if c != "client_order_id"]
-        values = dict(zip(INTENT_COLUMNS, intent_values(row), strict=True))
-        await self._conn.execute(
-            f"UPDATE intents SET {', '.join(f'{c}=?' for c in cols)} WHERE client_order_id=?",
-            [values[c] for c in cols] + [row.client_order_id],
-        )
-
-    async def record_rejected(
-        self,
-        client_order_id: str | None,
-        event_key: str | None,
-        event: dict[str, Any],
-        reason: str,
-        ts_exchange_ms: int | None,
-        now_ns: int,
-    ) -> None:
-        batch = WriteBatch()
-        batch.reject(client_order_id, event_key, event, reason, ts_exchange_ms, now_ns)
-        await self.flush(batch)
-
     async def bump_counter(self, name: str, by: int = 1) -> None:
         await self._conn.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=value+?",
             (name, by, by),
-        )
-
-    async def record_transition(
-        self,
-        entity: str,
-        entity_id: str,
-        from_state: str,
-        to_state: str,
-        *,
-        filled_qty: int | None,
-        cause: str,
-        ts_exchange_ms: int | None,
-        now_ns: int,
-    ) -> None:
-        batch = WriteBatch()
-        batch.transition(entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms, now_ns)
-        await self.flush(batch)
-
-    async def insert_escalation(
-        self,
-        *,
-        kind: str,
-        severity: str,
-        group_id: str | None,
-        client_order_id: str | None,
-        symbol: str,
-        unhedged_qty: int,
-        reason: str,
-        now_ns: int,
-    ) -> int:
-        cur = await self._conn.execute(
-            "INSERT INTO escalations (kind, severity, status, group_id, client_order_id, symbol, unhedged_qty,"
-            " reason, ts_created_local_ns) VALUES (?,?,'OPEN',?,?,?,?,?,?)",
-            (kind, severity, group_id, client_order_id, symbol, unhedged_qty, reason, now_ns),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
-    async def acknowledge_escalation(self, escalation_id: int, by: str, role: str, now_ns: int) -> None:
-        await self._conn.execute(
-            "UPDATE escalations SET status='ACKNOWLEDGED', acknowledged_by=?, acknowledged_role=?,"
-            " ts_acknowledged_local_ns=? WHERE escalation_id=? AND status='OPEN'",
-            (by, role, now_ns, escalation_id),
-        )
-
-    async def resolve_escalation(self, escalation_id: int, by: str, resolution: str, now_ns: int) -> None:
-        await self._conn.execute(
-            "UPDATE escalations SET status='RESOLVED', resolved_by=?, resolution=?, ts_resolved_local_ns=?"
-            " WHERE escalation_id=?",
-            (by, resolution, now_ns, escalation_id),
         )
 
     async def insert_audit(
@@ -246,9 +163,76 @@ class Journal:
             (now_ns, wall_ms, os_user, role, command, target, json.dumps(detail, sort_keys=True), outcome),
         )
 
-    async def flush(self, batch: WriteBatch) -> None:
-        """Write a gathered batch (inside transaction())."""
+    async def flush(self, batch: JournalWrites) -> None:
+        """Write a step's batch (inside transaction()): one executemany per table."""
         c = self._conn
+        for group in batch.groups_new.values():
+            await self.insert_group(group.spec, group.state, group.reason, batch.now_ns)
+        group_rows = [*batch.groups_new.values(), *batch.groups.values()]
+        if group_rows:
+            await c.executemany(
+                "UPDATE groups SET state=?, reason=?, close_requested=?, cancel_requested=?, margin_paise=?,"
+                " ts_updated_local_ns=? WHERE group_id=?",
+                [
+                    (
+                        g.state.value,
+                        g.reason,
+                        int(g.close_requested),
+                        int(g.cancel_requested),
+                        g.margin_paise,
+                        batch.now_ns,
+                        g.spec.group_id,
+                    )
+                    for g in group_rows
+                ],
+            )
+        if batch.nodes_new:
+            marks = ",".join("?" * len(NODE_COLUMNS))
+            await c.executemany(
+                f"INSERT INTO hedge_nodes ({','.join(NODE_COLUMNS)}) VALUES ({marks})",
+                [node_values(n) for n in batch.nodes_new.values()],
+            )
+        if batch.nodes:
+            await c.executemany(
+                "UPDATE hedge_nodes SET filled_qty=?, status=?, reason=?, escalation_id=?, ts_updated_local_ns=?"
+                " WHERE node_id=?",
+                [
+                    (n.filled_qty, n.status.value, n.reason, n.escalation_id, n.ts_updated_local_ns, n.node_id)
+                    for n in batch.nodes.values()
+                ],
+            )
+        if batch.intents_new:
+            marks = ",".join("?" * len(INTENT_COLUMNS))
+            await c.executemany(
+                f"INSERT INTO intents ({','.join(INTENT_COLUMNS)}) VALUES ({marks})",
+                [intent_values(r) for r in batch.intents_new.values()],
+            )
+        if batch.escalations:
+            await c.executemany(
+                "INSERT INTO escalations (escalation_id, kind, severity, status, group_id, client_order_id, symbol,"
+                " unhedged_qty, reason, ts_created_local_ns) VALUES (?,?,?,'OPEN',?,?,?,?,?,?)",
+                batch.escalations,
+            )
+        if batch.acknowledgements:
+            await c.executemany(
+                "UPDATE escalations SET status='ACKNOWLEDGED', acknowledged_by=?, acknowledged_role=?,"
+                " ts_acknowledged_local_ns=? WHERE escalation_id=? AND status='OPEN'",
+                [(by, role, now, esc) for esc, by, role, now in batch.acknowledgements],
+            )
+        if batch.resolutions:
+            await c.executemany(
+                "UPDATE escalations SET status='RESOLVED', resolved_by=?, resolution=?, ts_resolved_local_ns=?"
+                " WHERE escalation_id=?",
+                [(by, resolution, now, esc) for esc, by, resolution, now in batch.resolutions],
+            )
+        if batch.audits:
+            await c.executemany(
+                "INSERT INTO audit_log (ts_local_ns, ts_wall_ms, os_user, role, command, target, detail_json,"
+                " outcome) VALUES (?,?,?,?,?,?,?,?)",
+                batch.audits,
+            )
+        for key, value in batch.settings.items():
+            await self.set_setting(key, value)
         if batch.processed:
             await c.executemany(
                 "INSERT INTO processed_events (event_key, client_order_id, ts_local_ns) VALUES (?,?,?)", batch.processed
@@ -301,26 +285,6 @@ class Journal:
             found.update(str(r[0]) for r in rows)
         return found
 
-    async def insert_node(self, node: NodeRow) -> None:
-        marks = ",".join("?" * len(NODE_COLUMNS))
-        await self._conn.execute(
-            f"INSERT INTO hedge_nodes ({','.join(NODE_COLUMNS)}) VALUES ({marks})", node_values(node)
-        )
-
-    async def update_node(self, node: NodeRow) -> None:
-        await self._conn.execute(
-            "UPDATE hedge_nodes SET filled_qty=?, status=?, reason=?, escalation_id=?, ts_updated_local_ns=?"
-            " WHERE node_id=?",
-            (
-                node.filled_qty,
-                node.status.value,
-                node.reason,
-                node.escalation_id,
-                node.ts_updated_local_ns,
-                node.node_id,
-            ),
-        )
-
     async def load_nodes(self, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[NodeRow]:
         rows = await self.fetch(
             f"SELECT {','.join(NODE_COLUMNS)} FROM hedge_nodes WHERE {where} ORDER BY rowid", params
@@ -370,13 +334,6 @@ class Journal:
 
     async def group_ids(self) -> set[str]:
         return {str(r[0]) for r in await self.fetch("SELECT group_id FROM groups")}
-
-    async def open_escalations_for(self, client_order_id: str) -> list[int]:
-        rows = await self.fetch(
-            "SELECT escalation_id FROM escalations WHERE client_order_id=? AND status!='RESOLVED'",
-            (client_order_id,),
-        )
-        return [int(r[0]) for r in rows]
 
     async def counter(self, name: str) -> int:
         rows = await self.fetch("SELECT value FROM counters WHERE name=?", (name,))

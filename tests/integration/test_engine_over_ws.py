@@ -16,6 +16,7 @@ from engine.broker.ws import WsBroker
 from engine.catalog import load_catalog
 from engine.core.groups import parse_groups
 from engine.core.model import Role
+from engine.core.notices import EngineEvent
 from engine.runtime.engine import Engine
 from engine.runtime.state import Actor
 from engine.store.journal import Journal
@@ -44,7 +45,7 @@ class InProcessDesk:
         self.tmp_path = tmp_path
         self.url = url
         self.catalog = load_catalog()
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[EngineEvent] = []
 
     async def __aenter__(self) -> InProcessDesk:
         self.journal = await Journal.open(self.tmp_path / "j.db")
@@ -64,7 +65,7 @@ class InProcessDesk:
             await self.engine.launch(spec, TRADER)
 
     def count(self, kind: str) -> int:
-        return sum(1 for m in self.messages if m["type"] == kind)
+        return sum(1 for m in self.messages if m.type == kind)
 
     async def wait_done(self, timeout_s: float) -> None:
         """Until every group is HEDGED, terminal or escalated and no order is still in doubt.

@@ -124,6 +124,13 @@ class Harness:
         assert self.journal
         return await journal_document(self.journal)
 
+    def first_intent_id(self) -> str:
+        """The first intent the journal holds (read from the file; the engine may be gone)."""
+        import sqlite3
+
+        with sqlite3.connect(self.db) as conn:
+            return str(conn.execute("SELECT client_order_id FROM intents ORDER BY rowid LIMIT 1").fetchone()[0])
+
     async def exchange_client_ids(self) -> list[str]:
         assert self.broker
         return [o.client_order_id for o in await self.broker.orders()]

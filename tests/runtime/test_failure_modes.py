@@ -117,7 +117,7 @@ async def test_an_approved_retry_and_the_closed_orphan_commit_together(harness: 
     with pytest.raises(SimulatedCrash):
         await engine.launch(group("G1"), TRADER)
     await harness.crash()
-    coid = "TEST0000000000000001"
+    coid = harness.first_intent_id()
     engine = await harness.start(crash_hook=crash_at("before_retry_commit"))
     with pytest.raises(SimulatedCrash):
         await commands.approve_retry(engine, coid, OPERATOR)

@@ -19,7 +19,7 @@ async def _orphan_one(harness: Harness) -> str:
     with pytest.raises(SimulatedCrash):
         await engine.launch(group("G1"), TRADER)
     await harness.crash()
-    return "TEST0000000000000001"
+    return harness.first_intent_id()
 
 
 async def test_defect2_an_intent_journaled_days_ago_is_still_found_and_orphaned(harness: Harness) -> None:

@@ -73,7 +73,7 @@ class DeskHarness:
         broker = await self.open_broker()
         config = replace(self.config, user=actor.os_user, role=actor.role)
         session = await DeskSession.open(config, broker=broker, id_factory=self.next_id, **session_kw)
-        window = MainWindow(session, open_settings(config.settings_file))
+        window = MainWindow(session.desk_context(), open_settings(config.settings_file))
         self.sessions.append((session, window))
         await window.start()
         window.show()

@@ -58,7 +58,7 @@ async def test_an_unhandled_exception_is_logged_to_a_file_and_shown_without_bloc
     finally:
         reporter().show_dialogs = False
         installed.uninstall()
-    assert window.engine.failure is None, "the desk keeps running"
+    assert window.view.failure is None, "the desk keeps running"
 
 
 def test_trading_desk_with_no_arguments_opens_the_window_and_exits_cleanly(tmp_path: Path) -> None:

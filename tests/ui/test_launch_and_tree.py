@@ -33,7 +33,7 @@ async def test_a_group_launched_from_the_dialog_reaches_hedged_in_the_table(desk
     row = await until(
         lambda: (r := window.groups.model.row("G1")) is not None and r.state == "HEDGED" and r, what="G1 HEDGED"
     )
-    assert (row.hedge_fill_pct, row.risk_fill_pct, row.net_exposure_qty) == (100.0, 100.0, 0)
+    assert (row.hedge_fill_pct, row.risk_fill_pct, row.net_cover_qty) == (100.0, 100.0, 0)
     assert row.family == "working"
     assert await desk.journal_rows("SELECT state FROM groups WHERE group_id='G1'") == [("HEDGED",)]
     shown = {r.client_order_id for r in window.intents.model.rows()}

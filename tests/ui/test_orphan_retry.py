@@ -20,8 +20,9 @@ async def _crash_with_an_orphan(desk: DeskHarness) -> str:
     with pytest.raises(SimulatedCrash):
         await engine.launch(group("G1"), ENGINE_TRADER)
     await engine.stop()
+    (committed,) = await journal.fetch("SELECT client_order_id FROM intents")  # journaled, never sent
     await journal.abort()
-    return f"UI{1:018d}"  # the first id the harness hands out: the committed, never-sent intent
+    return str(committed[0])
 
 
 async def test_operator_approves_the_retry_once_and_a_trader_is_refused(desk: DeskHarness) -> None:

@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from engine.catalog import RESOURCES_DIR
 from engine.core.groups import GroupSpec, GroupSpecError, parse_group
 from engine.core.instruments import Instrument, paise_to_str
 from engine.core.margin import MarginModel, MarginModelError, group_margin_paise
 from engine.core.slicing import slice_qty
+from ui.resources import RESOURCES_DIR
 
 TEMPLATES_FILE = RESOURCES_DIR / "templates.json"
 

@@ -50,7 +50,7 @@ def group_columns(launch_wall_ms: dict[str, int], wall_ms: Callable[[], int] | N
         Column("State", lambda r: r.state, background=lambda r: FAMILY_COLOURS.get(r.family)),
         Column("Hedge fill", lambda r: r.hedge_fill_pct, _pct, align_right=True),
         Column("Risk fill", lambda r: r.risk_fill_pct, _pct, align_right=True),
-        Column("Net exposure", lambda r: r.net_exposure_qty, align_right=True),
+        Column("Net exposure", lambda r: r.net_cover_qty, align_right=True),
         Column("Age", age, _age, align_right=True),
         Column("Reason", lambda r: r.reason),
     ]

@@ -1,6 +1,6 @@
 """The desk's pure view model: what every panel shows, refreshed from the engine book in batches.
 
-Engine messages only mark what is dirty (and produce notices a person must see); the rows are
+Engine events only mark what is dirty (and produce notices a person must see); the rows are
 recomputed from the book at the next refresh, so a burst of a thousand events costs one diff.
 """
 
@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from engine.runtime.state import Book
+from engine.core.model import OrderStatus
+from engine.core.notices import (
+    ESCALATION_NEWS,
+    EngineEvent,
+    EngineStopped,
+    EscalationRaised,
+    EventRefused,
+    FeedError,
+    OrderOutcome,
+    RecoveryDone,
+    TradingStateChanged,
+)
+from engine.runtime.view import BookView
 from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView, NodeView, changed, group_rows
-
-ESCALATION_TYPES = frozenset({"escalation", "escalation_acknowledged", "intent_closed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,33 +52,29 @@ class Changes:
         return {r.group_id for r in rows}
 
 
-def notice_for(message: dict[str, Any]) -> Notice | None:
-    """The notice a person must see for an engine message, if any."""
-    kind = message.get("type")
-    if kind == "engine_failure":
-        return Notice("error", f"engine stopped: {message.get('error')}. Restart the desk to recover.")
-    if kind == "order_outcome" and message.get("status") == "REJECTED":
-        return Notice("error", f"order {message.get('client_order_id')} rejected: {message.get('reason')}")
-    if kind == "order_outcome":
-        return Notice("warning", f"order {message.get('client_order_id')}: {message.get('reason')}")
-    if kind == "rejected_event":
-        return Notice("warning", f"broker event refused for {message.get('client_order_id')}: {message.get('reason')}")
-    if kind == "feed_error":
-        return Notice("warning", f"broker feed error (re-subscribing): {message.get('error')}")
-    if kind == "escalation":
-        return Notice(
-            "warning",
-            f"escalation #{message.get('escalation_id')} {message.get('kind')} in {message.get('group_id')}: "
-            f"{message.get('reason') or message.get('client_order_id')}",
-        )
-    if kind == "trading_state":
-        return Notice("info", f"trading is now {message.get('state')} (by {message.get('by')})")
-    if kind == "recovery":
-        return Notice(
-            "info",
-            f"recovery: {message.get('checked')} checked, {message.get('adopted')} adopted, "
-            f"{message.get('orphaned')} orphaned",
-        )
+def notice_for(event: EngineEvent) -> Notice | None:
+    """The notice a person must see for an engine event, if any."""
+    match event:
+        case EngineStopped(error=error):
+            return Notice("error", f"engine stopped: {error}. Restart the desk to recover.")
+        case OrderOutcome(client_order_id=coid, status=OrderStatus.REJECTED, reason=reason):
+            return Notice("error", f"order {coid} rejected: {reason}")
+        case OrderOutcome(client_order_id=coid, reason=reason):
+            return Notice("warning", f"order {coid}: {reason}")
+        case EventRefused(client_order_id=coid, reason=reason):
+            return Notice("warning", f"broker event refused for {coid}: {reason}")
+        case FeedError(error=error):
+            return Notice("warning", f"broker feed error (re-subscribing): {error}")
+        case EscalationRaised():
+            return Notice(
+                "warning",
+                f"escalation #{event.escalation_id} {event.kind} in {event.group_id}: "
+                f"{event.reason or event.client_order_id}",
+            )
+        case TradingStateChanged(state=state, by=by):
+            return Notice("info", f"trading is now {state} (by {by})")
+        case RecoveryDone(checked=checked, adopted=adopted, orphaned=orphaned):
+            return Notice("info", f"recovery: {checked} checked, {adopted} adopted, {orphaned} orphaned")
     return None
 
 
@@ -97,18 +102,18 @@ class DeskViewModel:
             changed(self.escalations, ((e.key, e) for e in escalations)),
         )
 
-    def absorb(self, messages: Iterable[dict[str, Any]]) -> list[Notice]:
+    def absorb(self, events: Iterable[EngineEvent]) -> list[Notice]:
         notices = []
-        for message in messages:
+        for event in events:
             self.book_dirty = True
-            if message.get("type") in ESCALATION_TYPES:
+            if isinstance(event, ESCALATION_NEWS):
                 self.escalations_dirty = True
-            notice = notice_for(message)
+            notice = notice_for(event)
             if notice is not None:
                 notices.append(notice)
         return notices
 
-    def refresh(self, book: Book) -> Changes:
+    def refresh(self, book: BookView) -> Changes:
         """Recompute rows from the book; only rows that differ are returned."""
         self.book_dirty = False
         escalated = self.escalated_groups()
@@ -134,5 +139,5 @@ class DeskViewModel:
         return sorted((i for i in self.intents.values() if i.group_id == group_id), key=lambda i: i.client_order_id)
 
     def uncovered_short_qty(self) -> int:
-        """Units sold on risk legs beyond the hedge bought for them, summed over groups."""
-        return sum(max(0, -g.net_exposure_qty) for g in self.groups.values())
+        """Hedge units the open shorts need beyond what their groups hold, summed over groups."""
+        return sum(max(0, -g.net_cover_qty) for g in self.groups.values())

@@ -43,7 +43,6 @@ class MetricsSampler:
     series: dict[str, RingBuffer] = field(default_factory=dict)
     _last_t: float | None = None
     _last_events: int = 0
-    _last_batches: int = 0
 
     def __post_init__(self) -> None:
         self.series = {name: RingBuffer(self.capacity) for name in SERIES}
@@ -52,7 +51,6 @@ class MetricsSampler:
         self,
         t_s: float,
         events: int,
-        batches: int,
         uncovered_qty: int,
         offset_ms: int | None,
         commit_us: tuple[int, int] | None = None,
@@ -60,7 +58,7 @@ class MetricsSampler:
         if self._last_t is not None and t_s > self._last_t:
             d_events = events - self._last_events
             self.series["event_rate"].append(t_s, d_events / (t_s - self._last_t))
-        self._last_t, self._last_events, self._last_batches = t_s, events, batches
+        self._last_t, self._last_events = t_s, events
         if commit_us is not None:
             self.series["commit_p50"].append(t_s, float(commit_us[0]))
             self.series["commit_p99"].append(t_s, float(commit_us[1]))

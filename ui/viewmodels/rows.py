@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from engine.core.model import GroupState, LegRole
-from engine.runtime.state import GroupRuntime
-from engine.store.rows import IntentRow, NodeRow
+from engine.core.book import GroupRuntime, IntentRow, NodeRow
+from engine.core.exposure import FilledOrder, group_fills, net_cover_qty
+from engine.core.model import GroupState, LegRole, OrderStatus, Purpose, Side
 
 K = TypeVar("K")
 R = TypeVar("R")
@@ -48,8 +48,46 @@ class GroupRow:
     risk_qty: int
     hedge_filled_qty: int
     risk_filled_qty: int
+    # Signed hedge units held minus those the open short needs in the group's own hedge:risk
+    # ratio (engine.core.exposure, the engine's formula); negative means part of the short is
+    # uncovered. Computed from the group's orders when the row is built (``GroupRow.build``).
+    net_cover_qty: int
     pending_cancel: bool = False
     escalated: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        group_id: str,
+        template: str,
+        state: str,
+        reason: str,
+        hedge_symbol: str,
+        risk_symbol: str,
+        hedge_qty: int,
+        risk_qty: int,
+        orders: Iterable[FilledOrder],
+        pending_cancel: bool = False,
+        escalated: bool = False,
+    ) -> GroupRow:
+        """The row of a group from its spec's legs and all of its orders (confirmed fills)."""
+        fills = group_fills(orders)
+        return cls(
+            group_id=group_id,
+            template=template,
+            state=state,
+            reason=reason,
+            hedge_symbol=hedge_symbol,
+            risk_symbol=risk_symbol,
+            hedge_qty=hedge_qty,
+            risk_qty=risk_qty,
+            hedge_filled_qty=fills.hedge_bought_qty,
+            risk_filled_qty=fills.risk_sold_qty,
+            net_cover_qty=net_cover_qty(fills, hedge_qty, risk_qty),
+            pending_cancel=pending_cancel,
+            escalated=escalated,
+        )
 
     @property
     def key(self) -> str:
@@ -62,11 +100,6 @@ class GroupRow:
     @property
     def risk_fill_pct(self) -> float:
         return 100.0 * self.risk_filled_qty / self.risk_qty if self.risk_qty else 0.0
-
-    @property
-    def net_exposure_qty(self) -> int:
-        """Signed units: hedge bought minus risk sold (negative means short beyond the hedge)."""
-        return self.hedge_filled_qty - self.risk_filled_qty
 
     @property
     def family(self) -> str:
@@ -112,7 +145,7 @@ class IntentView:
             r.attempt,
             r.group_id,
             r.role.value,
-            r.purpose,
+            r.purpose.value,
             r.wave,
             r.symbol,
             r.side.value,
@@ -129,6 +162,20 @@ class IntentView:
     def matches(self, text: str) -> bool:
         t = text.lower()
         return any(t in v.lower() for v in (self.client_order_id, self.group_id, self.symbol, self.reason))
+
+    def fill(self) -> Fill:
+        """What the exposure formula reads of this order (the journal's strings as enums)."""
+        return Fill(LegRole(self.role), Side(self.side), Purpose(self.purpose), self.filled_qty)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An order as ``engine.core.exposure`` reads it (satisfies its ``FilledOrder``)."""
+
+    role: LegRole
+    side: Side
+    purpose: Purpose
+    filled_qty: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,22 +248,19 @@ class EscalationRow:
 def group_rows(
     groups: Iterable[GroupRuntime], intents: Iterable[IntentRow], escalated_groups: set[str]
 ) -> list[GroupRow]:
-    """One row per group; fills are summed from confirmed cumulative fills of the book's intents."""
-    hedge_filled: dict[str, int] = defaultdict(int)
-    risk_filled: dict[str, int] = defaultdict(int)
+    """One row per group, from the confirmed cumulative fills of the book's orders of the group
+    (the book holds every order of a group it holds)."""
+    orders: dict[str, list[IntentRow]] = defaultdict(list)
     cancelling: set[str] = set()
     for r in intents:
-        if r.role is LegRole.HEDGE and r.purpose in ("LEG", "HEDGE"):
-            hedge_filled[r.group_id] += r.filled_qty
-        elif r.role is LegRole.RISK and r.purpose == "LEG":
-            risk_filled[r.group_id] += r.filled_qty
-        if r.order_status.value == "PENDING_CANCEL":
+        orders[r.group_id].append(r)
+        if r.order_status is OrderStatus.PENDING_CANCEL:
             cancelling.add(r.group_id)
     rows = []
     for g in groups:
         gid = g.spec.group_id
         rows.append(
-            GroupRow(
+            GroupRow.build(
                 group_id=gid,
                 template=g.spec.template,
                 state=g.state.value,
@@ -225,8 +269,7 @@ def group_rows(
                 risk_symbol=g.spec.risk.symbol,
                 hedge_qty=g.spec.hedge.qty,
                 risk_qty=g.spec.risk.qty,
-                hedge_filled_qty=hedge_filled[gid],
-                risk_filled_qty=risk_filled[gid],
+                orders=orders.get(gid, ()),
                 pending_cancel=gid in cancelling,
                 escalated=gid in escalated_groups,
             )

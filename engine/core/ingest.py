@@ -1,0 +1,88 @@
+"""Idempotent event application: every broker event is applied at most once, and its dedupe key
+is staged in the same journal batch as its effect (seed defect 4). Refused events are kept."""
+
+from __future__ import annotations
+
+from engine.core import order_fsm
+from engine.core.book import IntentRow
+from engine.core.context import StepContext
+from engine.core.dedupe import DedupeKeyError, dedupe_key
+from engine.core.events import BrokerEvent, FillReport, OrderSnapshot, OrderUpdate, event_to_dict
+from engine.core.notices import DuplicatesAbsorbed, EventRefused
+
+
+def apply_events(ctx: StepContext, events: tuple[BrokerEvent, ...], known_keys: frozenset[str]) -> None:
+    """Apply a batch. ``known_keys``: keys the journal already holds (a restart's memory)."""
+    duplicates = 0
+    for event in events:
+        duplicates += _apply_one(ctx, event, known_keys)
+    stats = ctx.state.stats
+    stats.events += len(events)
+    stats.duplicates += duplicates
+    stats.batches += 1
+    ctx.writes.duplicates += duplicates
+    if duplicates:
+        ctx.notify(DuplicatesAbsorbed(duplicates))
+
+
+def _apply_one(ctx: StepContext, event: BrokerEvent, known_keys: frozenset[str]) -> int:
+    """Apply one event; 1 if it was a duplicate."""
+    raw = event_to_dict(event)
+    try:
+        key = dedupe_key(event)
+    except DedupeKeyError as exc:
+        _refuse(ctx, None, None, raw, str(exc), event)
+        return 0
+    book = ctx.book
+    row = book.lookup(event.client_order_id, event.broker_order_id)
+    if row is None:
+        why = f"event for an order this journal does not know (client id {event.client_order_id!r})"
+        _refuse(ctx, None, key, raw, why, event)
+        return 0
+    seen = ctx.state.seen_keys
+    if key in seen or key in known_keys:
+        return 1
+    if not row.broker_order_id and event.broker_order_id:
+        row.broker_order_id = event.broker_order_id
+    if isinstance(event, FillReport):
+        outcome, fills_qty = order_fsm.apply_fill(row.order_state, row.fills_qty, event.qty)
+        if outcome.accepted:
+            ctx.writes.fill(event, row.client_order_id, ctx.now_ns)
+            row.fills_qty = fills_qty
+    else:
+        outcome = order_fsm.apply(row.order_state, order_fsm.broker_trigger(event.status), event.filled_qty)
+        if outcome.accepted and event.reason:
+            row.reason = event.reason
+    if not outcome.accepted:
+        # The key is not consumed: the same report may be valid later (the table is idempotent),
+        # and refusing it again costs only another rejected_events row.
+        _refuse(ctx, row, key, raw, outcome.reason, event)
+        return 0
+    seen.add(key)
+    ctx.writes.processed.append((key, row.client_order_id, ctx.now_ns))
+    # Only accepted events on known orders move broker time: a refused event's stamp is not trusted.
+    ctx.state.clock.observe(event.ts_exchange_ms, ctx.now_ns)
+    ctx.set_order_state(row, outcome.state, key, event.ts_exchange_ms)
+    return 0
+
+
+def _refuse(
+    ctx: StepContext, row: IntentRow | None, key: str | None, raw: dict[str, object], reason: str, event: BrokerEvent
+) -> None:
+    coid = row.client_order_id if row else None
+    ctx.writes.reject(coid, key, raw, reason, event.ts_exchange_ms, ctx.now_ns)
+    ctx.state.stats.rejected += 1
+    ctx.notify(EventRefused(coid, reason, raw))
+
+
+def snapshot_events(snapshot: OrderSnapshot) -> tuple[BrokerEvent, ...]:
+    """Turn a broker snapshot into the events that would have produced it, for the dedupe path."""
+    update = OrderUpdate(
+        broker_order_id=snapshot.broker_order_id,
+        client_order_id=snapshot.client_order_id,
+        status=snapshot.status,
+        filled_qty=snapshot.filled_qty,
+        ts_exchange_ms=snapshot.ts_exchange_ms,
+        reason=snapshot.reason,
+    )
+    return (*snapshot.fills, update)

@@ -1,0 +1,83 @@
+"""Everything a decision needs, in memory: the book, broker time, the kill switch, escalations,
+attempts and margin in use. Loaded once from the journal at start (engine.runtime.loader); after
+that only ``step`` changes it, and the journal follows from the step's effects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from engine.core.book import Book, EscalationRecord, IntentRow
+from engine.core.clock import BrokerClock
+from engine.core.commands import Actor
+from engine.core.instruments import Instrument
+from engine.core.margin import MarginModel
+from engine.core.model import TERMINAL_GROUP_STATES, EscalationStatus
+from engine.core.trading_state import TradingState
+
+
+@dataclass
+class EngineConfig:
+    max_waves: int = 3  # RISK-leg waves before the engine settles for what filled
+    max_hedge_depth: int = 3  # hedge-tree depth; past it the remainder is escalated
+    order_timeout_ms: int = 5_000  # broker time a working order may rest before it is cancelled
+    resolve_after_ms: int = 300  # local monotonic wait before asking the broker about an order
+    unknown_lookups_before_orphan: int = 3
+    tick_interval_ms: int = 50
+    stop_timeout_ms: int = 2_000  # broker time a triggered SL-LIMIT may take before the MARKET fallback
+    stop_cancel_confirm_ms: int = 1_000  # broker time to wait for a stop's cancel to be confirmed
+    batch_max: int = 500
+
+
+@dataclass
+class EngineStats:
+    events: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    batches: int = 0
+    steps: int = 0
+
+
+@dataclass
+class PendingRetry:
+    """An approved retry waits for the broker's last word on the orphan before it is sent."""
+
+    row: IntentRow
+    actor: Actor
+    ident: str
+    wall_ms: int
+
+
+@dataclass
+class EngineState:
+    catalog: Mapping[str, Instrument]
+    config: EngineConfig
+    margin_model: MarginModel
+    new_id: Callable[[], str]  # the id port: client order ids and node ids (seeded in a replay)
+    book: Book = field(default_factory=Book)
+    clock: BrokerClock = field(default_factory=BrokerClock)
+    trading_state: TradingState = TradingState.ACTIVE
+    escalations: dict[int, EscalationRecord] = field(default_factory=dict)
+    next_escalation_id: int = 1
+    group_ids: set[str] = field(default_factory=set)  # every group the journal has, finished or not
+    attempts: dict[str, int] = field(default_factory=dict)  # intent id -> highest attempt
+    seen_keys: set[str] = field(default_factory=set)  # dedupe keys applied since start
+    recovering: set[str] = field(default_factory=set)  # client ids whose recovery lookup is out
+    recovery_summary: dict[str, int] = field(default_factory=lambda: {"checked": 0, "adopted": 0, "orphaned": 0})
+    resume_requested: bool = True
+    resumed: bool = False  # recovery finished; groups are advanced and timers run
+    anchoring: bool = False  # a question for the broker's time is out
+    pending_retries: dict[int, PendingRetry] = field(default_factory=dict)
+    stats: EngineStats = field(default_factory=EngineStats)
+
+    def margin_in_use_paise(self) -> int:
+        return sum(g.margin_paise for g in self.book.groups.values() if g.state not in TERMINAL_GROUP_STATES)
+
+    def open_escalation(self, group_id: str | None, kind: str, client_order_id: str | None) -> bool:
+        return any(
+            e.status is not EscalationStatus.RESOLVED
+            and e.group_id == group_id
+            and e.kind == kind
+            and (e.client_order_id or "") == (client_order_id or "")
+            for e in self.escalations.values()
+        )

@@ -1,0 +1,58 @@
+"""The ports a desk uses: ``EngineView`` to read, ``Commander`` to give commands. ui/ uses nothing
+else of the engine. The engine hosted in the desk's process implements both; a desk attached to
+another process's journal implements them from the journal (the shared-desk design)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, Protocol
+
+from engine.core.book import GroupRuntime, IntentRow, NodeRow
+from engine.core.commands import Command
+from engine.core.notices import EngineEvent
+from engine.core.trading_state import TradingState
+
+
+class EngineFailure(RuntimeError):
+    """The engine stopped because of an error; the journal holds everything committed before it.
+    Every later command is refused with this until the engine is restarted (crash-only)."""
+
+
+class ConnectionState(StrEnum):
+    IN_PROCESS = "IN_PROCESS"  # the paper exchange in this process: no connection to lose
+    CONNECTING = "CONNECTING"
+    CONNECTED = "CONNECTED"
+    RECONNECTING = "RECONNECTING"
+    CLOSED = "CLOSED"
+
+
+class BookView(Protocol):
+    """Read-only: the desk never changes what it is shown."""
+
+    @property
+    def groups(self) -> Mapping[str, GroupRuntime]: ...
+    @property
+    def intents(self) -> Mapping[str, IntentRow]: ...
+    @property
+    def nodes(self) -> Mapping[str, NodeRow]: ...
+
+
+class EngineView(Protocol):
+    def subscribe(self, listener: Callable[[EngineEvent], None]) -> None: ...
+    def snapshot(self) -> BookView: ...
+    @property
+    def trading_state(self) -> TradingState: ...
+    def clock_offset_ms(self) -> int | None: ...
+    def event_count(self) -> int: ...
+    def commit_latency_us(self) -> tuple[int, int] | None: ...
+    def connection(self) -> ConnectionState: ...
+    @property
+    def failure(self) -> BaseException | None: ...
+
+
+class Commander(Protocol):
+    async def execute(self, command: Command) -> Any:
+        """Give a command; its answer once decided and committed. Raises RoleError or CommandError
+        (refused, audited), or EngineFailure (the engine has stopped; restart it)."""
+        ...

@@ -1,0 +1,25 @@
+"""What the desk window is given to work with: the engine's two ports (``EngineView`` to read,
+``Commander`` to give commands) and the session's read-only facts. The application builds it
+(app.gui); ui/ never imports app/, and knows the engine only through these ports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.core.commands import Actor
+from engine.core.instruments import Instrument
+from engine.core.margin import MarginModel
+from engine.runtime.view import Commander, EngineView
+
+
+@dataclass(frozen=True)
+class DeskContext:
+    view: EngineView
+    commander: Commander
+    actor: Actor  # who gives commands from the window at start (the window may switch it)
+    journal_path: Path  # the desk opens its own read-only connection to it
+    catalog: Mapping[str, Instrument]
+    margin_model: MarginModel
+    theme: str = "dark"  # until the person picks one (QSettings remembers it)
