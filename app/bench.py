@@ -3,11 +3,18 @@
 - ingest: broker events applied with group commit (one transaction per batch of 100) versus one
   transaction per event;
 - intent commit: the write-ahead intent commit with synchronous=FULL versus NORMAL;
-- end to end: 20 groups launched against the in-process paper exchange until every one settles.
+- end to end: 20 groups launched against the in-process paper exchange until every one settles;
+- step cost per event with 100 versus 10,000 finished groups in the book (history must not
+  make a step dearer: the book is indexed by group and node, and timers walk only live orders);
+- journal commits per group on its way to HEDGED (all of them, and the synchronous=FULL ones)
+  against its broker sends, and launch-to-wire latency (command given -> broker.place called,
+  the intent's FULL commit included).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import getpass
 import json
 import tempfile
@@ -17,11 +24,23 @@ from typing import Any
 
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog, load_margin_model
+from engine.core.book import GroupRuntime, NodeRow
 from engine.core.effects import Commit, JournalWrites
-from engine.core.events import BrokerEvent, FillReport, OrderUpdate
+from engine.core.events import BrokerEvent, FillReport, OrderRequest, OrderUpdate, PlaceAck
 from engine.core.groups import GroupSpec, parse_groups
-from engine.core.inputs import BrokerEvents
-from engine.core.model import GroupState, LegRole, OrderStatus, OrderType, Role, Side
+from engine.core.inputs import BrokerEvents, Tick
+from engine.core.model import (
+    GroupState,
+    IntentStatus,
+    LegRole,
+    NodeKind,
+    NodeStatus,
+    OrderStatus,
+    OrderType,
+    Purpose,
+    Role,
+    Side,
+)
 from engine.core.state import EngineConfig, EngineState
 from engine.core.step import step
 from engine.runtime.engine import Engine
@@ -167,6 +186,130 @@ async def _end_to_end_s(tmp: Path) -> float:
         await journal.close()
 
 
+LIVE_GROUPS = 50
+LIVE_QTY = 1800  # 24 lots: 24 fills and 24 status reports per live order
+
+
+def _history_state(finished: int) -> tuple[EngineState, list[BrokerEvent]]:
+    """A state holding ``finished`` HEDGED groups (orders filled, nodes filled) and LIVE_GROUPS
+    groups whose hedge order is working, plus the events that fill those working orders."""
+    catalog = load_catalog()
+    state = EngineState(catalog, EngineConfig(), load_margin_model(), seeded_ids(0))
+    state.resumed = True
+    book = state.book
+    template = parse_groups(
+        [
+            {
+                "group_id": "X",
+                "legs": [
+                    {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": LIVE_QTY},
+                    {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": LIVE_QTY},
+                ],
+            }
+        ],
+        catalog,
+    )[0]
+    events: list[BrokerEvent] = []
+    for g in range(finished + LIVE_GROUPS):
+        live = g >= finished
+        gid = f"{'L' if live else 'F'}{g:06d}"
+        spec = dataclasses.replace(template, group_id=gid)
+        book.groups[gid] = GroupRuntime(spec, GroupState.HEDGE_SUBMITTED if live else GroupState.HEDGED)
+        state.group_ids.add(gid)
+        node = NodeRow(f"N{gid}", gid, None, 0, NodeKind.LEG, spec.hedge.symbol, Side.BUY, LOT, LIVE_QTY)
+        node.status = NodeStatus.WORKING if live else NodeStatus.FILLED
+        book.add_node(node)
+        for role, side in ((LegRole.HEDGE, Side.BUY), (LegRole.RISK, Side.SELL)):
+            if live and role is LegRole.RISK:
+                continue
+            coid = f"{gid}{role.value[0]}"
+            row = IntentRow(coid, coid, 1, gid, role, 1, spec.hedge.symbol, side, LIVE_QTY, OrderType.MARKET, None)
+            row.broker_order_id, row.hedge_node_id = f"B{coid}", node.node_id if role is LegRole.HEDGE else None
+            row.purpose = Purpose.HEDGE if role is LegRole.HEDGE else Purpose.LEG
+            row.status, row.order_status = IntentStatus.SENT, OrderStatus.ACCEPTED
+            row.ts_ack_exchange_ms = 1
+            if not live:
+                row.status, row.order_status = IntentStatus.FILLED, OrderStatus.FILLED
+                row.filled_qty = row.fills_qty = LIVE_QTY
+            book.add(row)
+            if live:
+                for k in range(1, LIVE_QTY // LOT + 1):
+                    status = OrderStatus.FILLED if k * LOT == LIVE_QTY else OrderStatus.PARTIALLY_FILLED
+                    events.append(FillReport(f"T{coid}{k}", f"B{coid}", coid, row.symbol, side, LOT, 100, 1 + k))
+                    events.append(OrderUpdate(f"B{coid}", coid, status, k * LOT, 1 + k))
+    book.resettle(book.groups)
+    state.clock.observe(1, 0)
+    return state, events
+
+
+def _step_us_per_event(finished: int) -> float:
+    """Pure step cost: batches of 50 events on live groups, with a timer tick after each batch."""
+    state, events = _history_state(finished)
+    interleaved = sorted(events, key=lambda e: (e.ts_exchange_ms, e.client_order_id))
+    started = time.perf_counter()
+    for i in range(0, len(interleaved), 50):
+        step(state, BrokerEvents(i, tuple(interleaved[i : i + 50])))
+        step(state, Tick(i))
+    elapsed = time.perf_counter() - started
+    return elapsed / len(events) * 1e6
+
+
+async def _commits_and_wire(tmp: Path, groups: int) -> dict[str, float]:
+    """One group at a time to HEDGED on the in-process exchange: commits, FULL commits and sends
+    per group, and launch-to-wire latency (p50 over the groups)."""
+    catalog = load_catalog()
+    journal = await Journal.open(tmp / "commits.db")
+    broker = await PaperBroker.open(tmp / "commits-exchange.db", catalog, auto_tick=False)
+    sent: list[float] = []
+    place = broker.place
+
+    async def timed_place(order: OrderRequest) -> PlaceAck:
+        sent.append(time.perf_counter())
+        return await place(order)
+
+    broker.place = timed_place  # type: ignore[method-assign]
+    engine = Engine(journal, broker, catalog)
+    actor = Actor(getpass.getuser(), Role.TRADER)
+    wire_us: list[float] = []
+    totals = {"commits": 0, "durable": 0, "sends": 0}
+    try:
+        await engine.start()
+        for g in range(groups):
+            spec = parse_groups([_spread(f"W{g}", 150)], catalog)[0]
+            commits, durable, sends = journal.commits, journal.durable_commits, len(sent)
+            started = time.perf_counter()
+            await engine.launch(spec, actor)
+            wire_us.append((sent[sends] - started) * 1e6)
+            while engine.book.groups[spec.group_id].state is not GroupState.HEDGED:
+                await broker.step()
+                await engine.quiesce()
+                await asyncio.sleep(0.005)  # the paper feed delivers on its own task
+            totals["commits"] += journal.commits - commits
+            totals["durable"] += journal.durable_commits - durable
+            totals["sends"] += len(sent) - sends
+    finally:
+        await engine.stop()
+        await broker.close()
+        await journal.close()
+    wire_us.sort()
+    return {
+        "commits_per_group_to_hedged": totals["commits"] / groups,
+        "full_commits_per_group_to_hedged": totals["durable"] / groups,
+        "broker_sends_per_group": totals["sends"] / groups,
+        "launch_to_wire_us_p50": wire_us[len(wire_us) // 2],
+    }
+
+
+def _spread(group_id: str, qty: int) -> dict[str, Any]:
+    return {
+        "group_id": group_id,
+        "legs": [
+            {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": qty},
+            {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": qty},
+        ],
+    }
+
+
 async def run_bench(as_json: bool) -> int:
     spec = parse_groups(
         [
@@ -187,6 +330,10 @@ async def run_bench(as_json: bool) -> int:
         full_us = await _intent_commit_us(tmp, "FULL", spec)
         normal_us = await _intent_commit_us(tmp, "NORMAL", spec)
         e2e = await _end_to_end_s(tmp)
+        commits = await _commits_and_wire(tmp, 10)
+    # best of three, interleaved: the machine's noise is one-sided (it only ever slows a run)
+    runs = [(_step_us_per_event(100), _step_us_per_event(10_000)) for _ in range(3)]
+    small, large = min(r[0] for r in runs), min(r[1] for r in runs)
     result: dict[str, Any] = {
         "ingest_events_per_s_group_commit": round(grouped),
         "ingest_events_per_s_commit_per_event": round(single),
@@ -195,6 +342,10 @@ async def run_bench(as_json: bool) -> int:
         "intent_commit_us_normal": round(normal_us, 1),
         "intent_commit_full_over_normal": round(full_us / normal_us, 2),
         "end_to_end_20_groups_s": round(e2e, 3),
+        "step_us_per_event_100_finished_groups": round(small, 2),
+        "step_us_per_event_10000_finished_groups": round(large, 2),
+        "step_cost_10000_over_100_finished": round(large / small, 2),
+        **{k: round(v, 2) for k, v in commits.items()},
     }
     if as_json:
         print(json.dumps(result, indent=1))

@@ -61,6 +61,19 @@ class JournalWrites:
             )
         )
 
+    @property
+    def durable(self) -> bool:
+        """Must survive a power cut before anything else happens: it journals an intent (an order
+        is about to be sent), a person's command, or an alert for a person."""
+        return bool(
+            self.intents_new
+            or self.audits
+            or self.settings
+            or self.escalations
+            or self.acknowledgements
+            or self.resolutions
+        )
+
     def merge(self, other: JournalWrites) -> None:
         self.groups_new.update(other.groups_new)
         self.groups.update(other.groups)

@@ -42,6 +42,10 @@ class Journal:
         self.path = path
         self.schema_version = 0
         self._depth = 0
+        self.synchronous = "FULL"  # the level of a durable commit (an intent, a command, an alert)
+        self._mode = "FULL"
+        self.commits = 0
+        self.durable_commits = 0
         # Called with the error whenever a transaction rolls back. The engine uses it to stop
         # taking commands: its in-memory book may already hold what the journal just dropped.
         self.on_rollback: Callable[[BaseException], None] | None = None
@@ -54,6 +58,7 @@ class Journal:
             raise JournalError(f"directory {path.parent} for journal {path} does not exist")
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         journal = cls(conn, path)
+        journal.synchronous = journal._mode = synchronous
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -76,10 +81,19 @@ class Journal:
         await self._conn.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[None]:
+        """All or nothing. ``durable`` (the default) commits at the configured synchronous level
+        (FULL: survives power loss). A non-durable commit uses NORMAL: it survives the
+        application crashing, and the next durable commit syncs it too (the WAL is appended in
+        order), so a power cut can only lose a suffix of non-durable commits: event effects the
+        engine re-derives from the broker at recovery, never an intent or a person's command."""
         if self._depth:
             raise JournalError("nested transaction")
         self._depth = 1
+        mode = self.synchronous if durable else "NORMAL"
+        if mode != self._mode:
+            await self._conn.execute(f"PRAGMA synchronous={mode}")
+            self._mode = mode
         await self._conn.execute("BEGIN IMMEDIATE")
         # A step's batch holds rows that refer to each other both ways (a node and its
         # escalation); foreign keys are checked at COMMIT, still all or nothing.
@@ -94,6 +108,8 @@ class Journal:
             raise
         else:
             await self._conn.execute("COMMIT")
+            self.commits += 1
+            self.durable_commits += mode in ("FULL", "EXTRA")
         finally:
             self._depth = 0
 

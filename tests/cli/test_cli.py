@@ -235,6 +235,12 @@ def test_bench_reports_ratios_measured_in_one_run() -> None:
         result["ingest_events_per_s_group_commit"] / result["ingest_events_per_s_commit_per_event"], rel=0.01
     )
     assert result["intent_commit_us_full"] > 0 and result["end_to_end_20_groups_s"] > 0
+    assert result["step_cost_10000_over_100_finished"] == pytest.approx(
+        result["step_us_per_event_10000_finished_groups"] / result["step_us_per_event_100_finished_groups"], rel=0.02
+    )
+    # counts, not times: a group to HEDGED pays one durable commit per send, plus at most one
+    assert result["full_commits_per_group_to_hedged"] <= result["broker_sends_per_group"] + 1
+    assert result["launch_to_wire_us_p50"] > 0
 
 
 def test_headless_twenty_groups_on_thin_depth_leave_no_silent_exposure(tmp_path: Path) -> None:
