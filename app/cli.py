@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--order-timeout-ms", type=int, default=5000)
     h.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL", "EXTRA"])
     h.add_argument("--role", default="trader", choices=[r.value for r in Role])
+    h.add_argument(
+        "--stay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="after settling, keep running S more seconds, or until every armed stop-loss has resolved",
+    )
     j = sub.add_parser("journal", help="print the journal")
     j.add_argument("--db", required=True)
     j.add_argument("--json", action="store_true")
@@ -80,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--faults", default="none", choices=sorted(PRESETS))
     x.add_argument("--seed", type=int, default=1)
     x.add_argument("--instruments", help="instrument catalog JSON (default: the bundled catalog)")
+    x.add_argument("--script", help="misbehave as this JSON script says (docs/EXCHANGE_PROTOCOL.md, Scripts)")
     e = sub.add_parser("exchange-report", help="orders and positions as the exchange sees them")
     e.add_argument("--broker", required=True)
     e.add_argument("--json", action="store_true")
@@ -119,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`journal --json | head`): end quietly. Python would complain again
+        # when it flushes stdout at exit, so point stdout at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 async def _dispatch(command: str, args: argparse.Namespace) -> int:
@@ -268,6 +282,7 @@ async def _exchange(args: argparse.Namespace) -> int:
 
     from engine.paper import server
     from engine.paper.faults import profile_from_name
+    from engine.paper.script import ScriptError
     from engine.paper.state import PaperStateError
 
     if not 0 <= args.port <= 65535:
@@ -276,10 +291,16 @@ async def _exchange(args: argparse.Namespace) -> int:
     if not state.parent.is_dir():
         raise UsageError(f"directory {state.parent} for the exchange state does not exist")
     catalog = load_catalog(Path(args.instruments) if args.instruments else None)
+    try:
+        script = server.load_script(Path(args.script), catalog) if args.script else None
+    except ScriptError as exc:
+        raise UsageError(str(exc)) from exc
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     profile = profile_from_name(args.faults, args.seed)
     try:
-        await server.run(state, catalog, profile, port=args.port, seed=args.seed, profile_name=args.faults)
+        await server.run(
+            state, catalog, profile, port=args.port, seed=args.seed, profile_name=args.faults, script=script
+        )
     except PaperStateError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
@@ -16,10 +18,10 @@ from engine.broker.paper import PaperBroker
 from engine.broker.ws import WsBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.groups import GroupSpec, parse_groups
-from engine.core.model import Role
+from engine.core.model import TERMINAL_ORDER_STATUSES, Purpose, Role
 from engine.runtime.engine import Engine
 from engine.runtime.ids import seeded_ids
-from engine.runtime.lockstep import VirtualClock, run_until_settled
+from engine.runtime.lockstep import VirtualClock, run_until, run_until_settled
 from engine.runtime.state import Actor, EngineConfig
 from engine.store.journal import Journal
 
@@ -54,6 +56,7 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
     journal = await Journal.open(Path(args.db), synchronous=args.synchronous)
     lockstep = args.broker.startswith("paper:")
     clock = VirtualClock()
+    stayed_s = 0.0
     try:
         if lockstep:
             # The in-process exchange runs on the engine's virtual clock: a seeded run replays
@@ -93,9 +96,29 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
         if isinstance(broker, PaperBroker) and lockstep:
             limit_ms = int(args.timeout * 1000)
             settled = await run_until_settled(engine, broker, clock, tick_ms=config.tick_interval_ms, limit_ms=limit_ms)
+            if settled and args.stay > 0:
+                stay_ms = int(args.stay * 1000)
+                stay_from = clock.now_ms()
+                await run_until(
+                    engine,
+                    broker,
+                    clock,
+                    lambda: stops_resolved(engine),
+                    tick_ms=config.tick_interval_ms,
+                    limit_ms=stay_ms,
+                )
+                stayed_s = (clock.now_ms() - stay_from) / 1000
         else:
             settled = await engine.wait_settled(args.timeout)
+            if settled and args.stay > 0:
+                stayed_s = await _stay_live(engine, args.stay)
         summary = _summary(engine, launched, len(specs) - launched, broker.stats(), settled)
+        summary["stayed_s"] = stayed_s
+        summary["armed_stops"] = sum(
+            1
+            for r in engine.book.intents.values()
+            if r.purpose is Purpose.STOP and r.order_status not in TERMINAL_ORDER_STATUSES
+        )
     finally:
         await engine.stop()
         await broker.close()
@@ -113,6 +136,28 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
         print(f"error: not settled after {args.timeout}s: {', '.join(summary['unsettled'])}", file=sys.stderr)
         return 3
     return 0
+
+
+def stops_resolved(engine: Engine) -> bool:
+    """No armed stop-loss is still resting or working."""
+    return not any(
+        r.purpose is Purpose.STOP and r.order_status not in TERMINAL_ORDER_STATUSES
+        for r in engine.book.intents.values()
+    )
+
+
+async def _stay_live(engine: Engine, stay_s: float) -> float:
+    """Keep the live engine running ``stay_s`` more seconds, or until every armed stop resolved."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + stay_s
+    news = asyncio.Event()
+    engine.subscribe(lambda event: news.set())  # any news may be a stop resolving
+    while loop.time() < until and not stops_resolved(engine) and engine.failure is None:
+        news.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(until - loop.time()):
+                await news.wait()
+    return stay_s - max(0.0, until - loop.time())
 
 
 def _summary(engine: Engine, launched: int, skipped: int, faults: dict[str, int], settled: bool) -> dict[str, Any]:

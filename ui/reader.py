@@ -34,6 +34,7 @@ INTENT_COLUMNS = (
     "broker_order_id",
     "hedge_node_id",
     "reason",
+    "fills_qty",
 )
 NODE_COLUMNS = (
     "node_id",
@@ -111,6 +112,7 @@ class JournalReader:
                     d["broker_order_id"] or "",
                     d["hedge_node_id"] or "",
                     d["reason"],
+                    d["fills_qty"],
                 )
             )
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from engine.core.events import BrokerEvent
+from engine.core.events import FeedItem
 
 
 class EventFanout:
@@ -14,14 +14,14 @@ class EventFanout:
     A consumer that stops reading (cancelled or closed) is unsubscribed; ``end()`` ends them all."""
 
     def __init__(self) -> None:
-        self._queues: list[asyncio.Queue[BrokerEvent | None]] = []  # None: end of stream
+        self._queues: list[asyncio.Queue[FeedItem | None]] = []  # None: end of stream
 
-    def subscribe(self) -> AsyncIterator[BrokerEvent]:
-        queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
+    def subscribe(self) -> AsyncIterator[FeedItem]:
+        queue: asyncio.Queue[FeedItem | None] = asyncio.Queue()
         self._queues.append(queue)
         return self._drain(queue)
 
-    def publish(self, event: BrokerEvent) -> None:
+    def publish(self, event: FeedItem) -> None:
         for queue in self._queues:
             queue.put_nowait(event)
 
@@ -29,7 +29,7 @@ class EventFanout:
         for queue in self._queues:
             queue.put_nowait(None)
 
-    async def _drain(self, queue: asyncio.Queue[BrokerEvent | None]) -> AsyncIterator[BrokerEvent]:
+    async def _drain(self, queue: asyncio.Queue[FeedItem | None]) -> AsyncIterator[FeedItem]:
         try:
             while (event := await queue.get()) is not None:
                 yield event

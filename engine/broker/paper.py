@@ -22,6 +22,7 @@ from engine.core.events import (
     Ambiguous,
     BrokerEvent,
     CancelAck,
+    FeedItem,
     OrderRequest,
     OrderSnapshot,
     PlaceAck,
@@ -171,7 +172,7 @@ class PaperBroker:
     async def server_time_ms(self) -> int:
         return self._clock()
 
-    def events(self) -> AsyncIterator[BrokerEvent]:
+    def events(self) -> AsyncIterator[FeedItem]:
         """Events delivered from this call on, until close(). Each call is an independent subscriber.
 
         The subscription starts here, not at the first ``__anext__``, so an engine can subscribe,

@@ -7,8 +7,8 @@ from typing import Protocol
 
 from engine.core.events import (
     Ambiguous,
-    BrokerEvent,
     CancelAck,
+    FeedItem,
     OrderRequest,
     OrderSnapshot,
     PlaceAck,
@@ -37,8 +37,9 @@ class Broker(Protocol):
 
     async def server_time_ms(self) -> int: ...
 
-    def events(self) -> AsyncIterator[BrokerEvent]:
-        """The event stream. It may repeat, reorder and skip; the engine copes."""
+    def events(self) -> AsyncIterator[FeedItem]:
+        """The event stream. It may repeat, reorder and skip; the engine copes. A message that
+        cannot be decoded comes as a MalformedEvent, so the engine can journal it."""
         ...
 
     async def close(self) -> None: ...

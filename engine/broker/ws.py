@@ -35,9 +35,10 @@ from websockets.protocol import State
 from engine.broker.fanout import EventFanout
 from engine.core.events import (
     Ambiguous,
-    BrokerEvent,
     BrokerEventError,
     CancelAck,
+    FeedItem,
+    MalformedEvent,
     OrderRequest,
     OrderSnapshot,
     PlaceAck,
@@ -259,7 +260,7 @@ class WsBroker:
             raise BrokerUnavailable("unreadable stats reply")
         return {str(k): int(v) for k, v in raw.items() if isinstance(v, int)}
 
-    def events(self) -> AsyncIterator[BrokerEvent]:
+    def events(self) -> AsyncIterator[FeedItem]:
         """Events received from this call on, until close(). Reconnects are invisible here: the
         stream pauses, then resumes with the replay (which may repeat events already yielded)."""
         return self._fanout.subscribe()
@@ -427,14 +428,18 @@ class WsBroker:
 
     def _on_event(self, message: dict[str, Any]) -> None:
         seq = message.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool):
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             self._stats["bad_events"] += 1
+            self._fanout.publish(MalformedEvent.of(message, f"event with a bad sequence number {seq!r}", None))
             return
         try:
             event = event_from_dict(message.get("event"))
         except BrokerEventError as exc:
+            # Journaled by the engine, and it still counts as seen: resuming never replays it again.
             self._stats["bad_events"] += 1
             log.warning("bad event %s from the paper exchange: %s", seq, exc)
+            self._track(seq)
+            self._fanout.publish(MalformedEvent.of(message.get("event"), f"undecodable event: {exc}", seq))
             return
         self._stats["events"] += 1
         if message.get("replay"):

@@ -74,6 +74,14 @@ class IntentRow:
     last_query_local_ns: int = field(default=0, compare=False)
     # not persisted: a query about this order is out at the broker; no second one is sent
     query_in_flight: bool = field(default=False, compare=False)
+    # not persisted: the ack's and the trigger's timestamps on the continuous broker-time line
+    # (exchange clock steps taken out); None after a restart, when the raw timestamps serve
+    deadline_base_ms: int | None = field(default=None, compare=False)
+    trigger_base_ms: int | None = field(default=None, compare=False)
+    # not persisted: lookups of this order that failed or changed nothing, and when to ask next
+    quiet_lookups: int = field(default=0, compare=False)
+    next_query_local_ns: int = field(default=0, compare=False)
+    cancel_resent: bool = field(default=False, compare=False)
 
     @property
     def order_state(self) -> OrderState:
@@ -163,6 +171,7 @@ class Book:
     stop_queries: dict[str, int] = field(default_factory=dict)  # stop coid -> broker ms of the last lookup
     stop_asked: dict[str, int] = field(default_factory=dict)  # stop coid -> broker ms a lookup went out
     stop_escalated: set[str] = field(default_factory=set)  # stops whose unconfirmed cancel was escalated
+    cancel_escalated: set[str] = field(default_factory=set)  # leg/hedge orders whose cancel never confirmed
     watched: dict[str, IntentRow] = field(default_factory=dict)  # insertion-ordered: timers walk it
     unsettled: set[str] = field(default_factory=set)
     _by_group: dict[str, dict[str, IntentRow]] = field(default_factory=dict)
@@ -216,7 +225,7 @@ class Book:
         if group is not None and not group.settled:
             return False
         rows = self._by_group.get(group_id, {}).values()
-        waiting = {r.hedge_node_id for r in rows if r.status is IntentStatus.ORPHANED}
+        waiting = {r.hedge_node_id for r in rows if r.status is IntentStatus.ORPHANED or self.cancel_stuck(r)}
         for node in self._nodes_by_group.get(group_id, {}).values():
             if node.status is NodeStatus.WORKING and node.node_id not in waiting:
                 return False  # a node waiting only on an operator is settled for now
@@ -227,6 +236,10 @@ class Book:
             for r in rows
             if r.status is not IntentStatus.ORPHANED
         )
+
+    def cancel_stuck(self, row: IntentRow) -> bool:
+        """A cancel the broker never confirmed, escalated: a person must look (it may still fill)."""
+        return row.client_order_id in self.cancel_escalated and row.order_status is OrderStatus.PENDING_CANCEL
 
     def resettle(self, group_ids: Iterable[str]) -> None:
         for gid in group_ids:

@@ -46,6 +46,7 @@ from engine.core.model import (
     Side,
 )
 from engine.core.notices import EscalationAcknowledged, GroupLaunched, IntentClosed, TradingStateChanged
+from engine.core.recovery import trusted_snapshot
 from engine.core.state import PendingRetry
 from engine.core.trading_state import TradingState, order_refusal
 
@@ -286,7 +287,8 @@ def retry_answered(ctx: StepContext, answer: LookedUp) -> None:
         ctx.reply(answer.command_id, error=CommandError(why))
         return
     if answer.snapshot is not None:
-        apply_events(ctx, snapshot_events(answer.snapshot), answer.known_keys)
+        if trusted_snapshot(ctx, row, answer.snapshot):
+            apply_events(ctx, snapshot_events(answer.snapshot), answer.known_keys)
         why = f"{row.client_order_id}: the broker has this order after all; adopted it, no retry sent"
         ctx.audit(actor, "approve_retry", pending.ident, {"refused": why}, "REFUSED", pending.wall_ms)
         ctx.reply(answer.command_id, error=CommandError(why))

@@ -29,7 +29,14 @@ from engine.core.model import (
     Severity,
     Side,
 )
-from engine.core.notices import EngineEvent, EscalationRaised, GroupStateChanged, IntentJournaled
+from engine.core.notices import (
+    BrokerUsability,
+    ClockStepped,
+    EngineEvent,
+    EscalationRaised,
+    GroupStateChanged,
+    IntentJournaled,
+)
 from engine.core.slicing import slice_qty
 from engine.core.state import EngineState
 
@@ -66,6 +73,39 @@ class StepContext:
 
     def broker_now_ms(self) -> int:
         return self.state.clock.now_ms(self.now_ns)
+
+    def observe(self, ts_exchange_ms: int, *, fresh: bool = False) -> None:
+        """Take an exchange timestamp; a clock step it reveals is recorded and shown."""
+        clock = self.state.clock
+        before = clock.step_offset_ms
+        delta = clock.observe(ts_exchange_ms, self.now_ns, fresh=fresh)
+        if delta:
+            cause = f"exchange clock stepped {delta:+d} ms"
+            after = f"{clock.step_offset_ms:+d}"
+            self.writes.transition("CLOCK", "exchange", f"{before:+d}", after, None, cause, ts_exchange_ms, self.now_ns)
+            self.notify(ClockStepped(delta, clock.step_offset_ms))
+
+    def broker_answered(self, ok: bool, why: str = "") -> None:
+        """Track whether the broker answers. Back to usable: opening orders may go again."""
+        state = self.state
+        if not ok:
+            if state.broker_failing_since_ns is None:
+                state.broker_failing_since_ns = self.now_ns
+            return
+        state.broker_failing_since_ns = None
+        if state.broker_unusable:
+            state.broker_unusable = False
+            self.writes.settings["broker_state"] = "USABLE"
+            self.writes.transition(
+                "BROKER", "broker", "UNUSABLE", "USABLE", None, "the broker answers again", None, self.now_ns
+            )
+            for record in state.escalations.values():
+                if record.kind is EscalationKind.BROKER_UNUSABLE and record.status is not EscalationStatus.RESOLVED:
+                    self.resolve_escalation(record.escalation_id, "engine", "the broker answers again")
+            self.notify(BrokerUsability(True, "the broker answers again"))
+            for group_id, group in self.book.groups.items():
+                if group.state not in TERMINAL_GROUP_STATES:
+                    self.touch(group_id)
 
     # --- groups -------------------------------------------------------------------------------
 
@@ -163,6 +203,7 @@ class StepContext:
         row.order_status, row.filled_qty = state.status, state.filled_qty
         row.status = next_intent_status(row.status, row.order_status)
         row.ts_updated_local_ns = self.now_ns
+        clock = self.state.clock
         if (
             row.ts_triggered_exchange_ms is None
             and ts_exchange_ms is not None
@@ -170,10 +211,14 @@ class StepContext:
             and row.order_status in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED)
         ):
             row.ts_triggered_exchange_ms = ts_exchange_ms  # the exchange's trigger report starts the stop's clock
+            row.trigger_base_ms = clock.continuous(ts_exchange_ms)
         if row.ts_ack_exchange_ms is None and ts_exchange_ms is not None and row.status is IntentStatus.SENT:
             # adopted without an ack (lost ack, crash before the ack was recorded): the first broker
             # timestamp starts its deadline, so a resting order still times out
             row.ts_ack_exchange_ms = ts_exchange_ms
+            row.deadline_base_ms = clock.continuous(ts_exchange_ms)
+        if (row.order_status, row.filled_qty) != before[:2]:
+            row.quiet_lookups, row.next_query_local_ns = 0, 0  # news: ask again at the normal pace
         self.writes.intent(row)
         if (row.order_status, row.filled_qty) != before[:2]:
             self.writes.transition(
@@ -227,13 +272,17 @@ class StepContext:
         assert row.broker_order_id is not None
         self.io.append(Cancel(row.client_order_id, row.broker_order_id))
 
-    def query(self, row: IntentRow, reason: QueryReason, command_id: int | None = None) -> bool:
-        """Ask the broker about ``row`` unless a question about it is already out. True: asked."""
+    def query(
+        self, row: IntentRow, reason: QueryReason, command_id: int | None = None, *, by_client_id: bool = False
+    ) -> bool:
+        """Ask the broker about ``row`` (by the broker id it gave, else by our client id) unless a
+        question about it is already out. True: asked."""
         if row.query_in_flight:
             return False
         row.query_in_flight = True
         row.last_query_local_ns = self.now_ns
-        self.io.append(Query(row.client_order_id, row.broker_order_id, reason, command_id))
+        broker_id = None if by_client_id else row.broker_order_id
+        self.io.append(Query(row.client_order_id, broker_id, reason, command_id))
         return True
 
     # --- escalations and audit ----------------------------------------------------------------

@@ -146,9 +146,10 @@ class JournalWrites:
         reason: str,
         ts_exchange_ms: int | None,
         now_ns: int,
+        feed_seq: int | None = None,
     ) -> None:
         self.rejected.append(
-            (client_order_id, event_key, json.dumps(event, sort_keys=True), reason, ts_exchange_ms, now_ns)
+            (client_order_id, event_key, json.dumps(event, sort_keys=True), reason, ts_exchange_ms, now_ns, feed_seq)
         )
 
     def escalation(

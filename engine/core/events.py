@@ -71,6 +71,26 @@ class OrderUpdate:
 
 BrokerEvent = OrderUpdate | FillReport
 
+RAW_KEEP_CHARS = 2048  # a refused payload is kept, but only this much of it
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedEvent:
+    """A message from the feed that could not be decoded. It is journaled as a refused event
+    (``raw`` cut to RAW_KEEP_CHARS), and its feed sequence number still counts as seen."""
+
+    raw: str
+    reason: str
+    feed_seq: int | None = None
+
+    @classmethod
+    def of(cls, payload: object, reason: str, feed_seq: int | None) -> MalformedEvent:
+        text = payload if isinstance(payload, str) else repr(payload)
+        return cls(text[:RAW_KEEP_CHARS], reason, feed_seq)
+
+
+FeedItem = BrokerEvent | MalformedEvent
+
 
 @dataclass(frozen=True, slots=True)
 class OrderSnapshot:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from engine.core.book import Book, GroupRuntime, IntentRow
 from engine.core.context import StepContext
 from engine.core.effects import QueryReason
+from engine.core.exposure import confirmed_qty
 from engine.core.intents import OPERATOR_OUTCOMES
 from engine.core.model import EscalationKind, GroupState, IntentStatus, LegRole, OrderStatus, OrderType, Purpose, Side
 from engine.core.order_fsm import is_working
@@ -111,8 +112,8 @@ def exit_view(book: Book, group: GroupRuntime) -> ExitView:
     ]
     return ExitView(
         risk_short_qty=sum(r.filled_qty for r in _rows(book, gid, Purpose.LEG, LegRole.RISK)),
-        risk_bought_qty=sum(r.filled_qty for r in stops + fallbacks + risk_exits),
-        hedge_long_qty=sum(r.filled_qty for r in hedge_buys),
+        risk_bought_qty=sum(confirmed_qty(r) for r in stops + fallbacks + risk_exits),
+        hedge_long_qty=sum(confirmed_qty(r) for r in hedge_buys),
         hedge_sold_qty=sum(r.filled_qty for r in hedge_exits),
         stop_exists=bool(stops),
         stop_open=may_still_fill(stops)

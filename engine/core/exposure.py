@@ -1,8 +1,12 @@
 """Unhedged exposure, the one formula the engine and the desk both use.
 
 A group's short (RISK leg sold, less what was bought back) needs hedge in the group's own ratio:
-``ceil(short * hedge_qty / risk_qty)`` hedge units. What it holds is every confirmed hedge buy
-(leg tree, interim and manual nodes) less the hedge it sold on exit. All from confirmed fills.
+``ceil(short * hedge_qty / risk_qty)`` hedge units. What it holds is every hedge buy (leg tree,
+interim and manual nodes) less the hedge it sold on exit.
+
+Counted against us whatever the broker says: what we *bought* counts only as far as fill reports
+(trade ids) confirm it; what we *sold* counts as far as any report says it filled. A status
+report ahead of its fills can make exposure look larger, never smaller.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ class FilledOrder(Protocol):
     def purpose(self) -> Purpose: ...
     @property
     def filled_qty(self) -> int: ...
+    @property
+    def fills_qty(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +54,17 @@ def group_fills(orders: Iterable[FilledOrder]) -> GroupFills:
             if o.purpose is Purpose.LEG:
                 risk_sold += o.filled_qty
             else:
-                risk_bought += o.filled_qty
+                risk_bought += confirmed_qty(o)
         elif o.side is Side.SELL:
             hedge_sold += o.filled_qty
         elif o.purpose in (Purpose.LEG, Purpose.HEDGE):
-            hedge_bought += o.filled_qty
+            hedge_bought += confirmed_qty(o)
     return GroupFills(risk_sold, risk_bought, hedge_bought, hedge_sold)
+
+
+def confirmed_qty(order: FilledOrder) -> int:
+    """What fill reports with trade ids confirm (never more than the status says)."""
+    return min(order.fills_qty, order.filled_qty)
 
 
 def hedge_needed_qty(short_qty: int, hedge_qty: int, risk_qty: int) -> int:

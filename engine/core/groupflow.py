@@ -40,7 +40,11 @@ def advance_group(ctx: StepContext, group_id: str) -> None:
         progress = tree_progress(book, group_id)
         if group.cancel_requested:
             cancel_working(ctx, group_id, "group cancelled by trader")
-            group.waiting_on_person = progress.orphaned or any(v.intent_status is IntentStatus.ORPHANED for v in views)
+            group.waiting_on_person = (
+                progress.orphaned
+                or any(v.intent_status is IntentStatus.ORPHANED for v in views)
+                or any(book.cancel_stuck(r) for r in book.of_group(group_id))
+            )
             ended = decide_cancelled(spec, views, progress)
             if ended is not None:
                 ctx.set_group_state(group, ended.state, ended.reason)
@@ -48,7 +52,9 @@ def advance_group(ctx: StepContext, group_id: str) -> None:
                     continue
             return
         decision = decide(spec, group.state, views, ctx.config.max_waves, progress)
-        group.waiting_on_person = decision.waiting_on_person
+        group.waiting_on_person = decision.waiting_on_person or any(
+            book.cancel_stuck(r) for r in book.of_group(group_id)
+        )
         ctx.set_group_state(group, decision.state, decision.reason)
         if decision.state is GroupState.HEDGED:
             continue  # the exit side (stop-loss, close) takes over
@@ -72,6 +78,8 @@ def advance_group(ctx: StepContext, group_id: str) -> None:
 def send_wave(ctx: StepContext, group: GroupRuntime, wave: Wave) -> bool:
     """Send one wave of a leg; False (and the group waits on a person) when the kill switch says no."""
     refusal = order_refusal(ctx.state.trading_state, reduces_exposure=False)
+    if not refusal and ctx.state.broker_unusable:
+        refusal = "the broker is unusable; opening orders wait until it answers"
     if refusal:
         group.waiting_on_person = True
         ctx.set_group_state(group, group.state, f"{wave.role.value} wave not sent: {refusal}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from engine.core.book import Book, GroupRuntime, IntentRow, NodeRow
 from engine.core.context import StepContext
-from engine.core.exposure import group_fills, net_cover_qty
+from engine.core.exposure import confirmed_qty, group_fills, net_cover_qty
 from engine.core.intents import OPERATOR_OUTCOMES
 from engine.core.lifecycle import TreeProgress
 from engine.core.model import EscalationKind, IntentStatus, LegRole, NodeKind, NodeStatus, Purpose, Severity, Side
@@ -54,9 +54,10 @@ def judge(depth: int, target_qty: int, confirmed_filled_qty: int, lot_size: int,
 
 
 def _order_open(row: IntentRow) -> bool:
+    """May still fill, or its fills are not all confirmed yet: not to be judged on."""
     if row.status in OPERATOR_OUTCOMES:
         return False
-    return row.status is IntentStatus.ORPHANED or is_working(row.order_status)
+    return row.status is IntentStatus.ORPHANED or is_working(row.order_status) or row.fills_qty < row.filled_qty
 
 
 def tree_progress(book: Book, group_id: str, kind: NodeKind = NodeKind.LEG) -> TreeProgress:
@@ -69,13 +70,13 @@ def tree_progress(book: Book, group_id: str, kind: NodeKind = NodeKind.LEG) -> T
             return TreeProgress(
                 started=True,
                 working=any(_order_open(r) and r.status is not IntentStatus.ORPHANED for r in legacy),
-                filled_qty=sum(r.filled_qty for r in legacy),
+                filled_qty=sum(confirmed_qty(r) for r in legacy),
                 orphaned=any(r.status is IntentStatus.ORPHANED for r in legacy),
             )
     return TreeProgress(
         started=bool(nodes),
         working=any(n.status is NodeStatus.WORKING for n in nodes),
-        filled_qty=sum(r.filled_qty for r in orders),
+        filled_qty=sum(confirmed_qty(r) for r in orders),
         orphaned=any(r.status is IntentStatus.ORPHANED for r in orders),
     )
 
@@ -136,7 +137,7 @@ def service_nodes(ctx: StepContext, group: GroupRuntime) -> None:
         if node.status in TERMINAL_NODE_STATUSES:
             continue
         orders = book.orders_of_node(node.node_id)
-        filled = sum(r.filled_qty for r in orders)
+        filled = sum(confirmed_qty(r) for r in orders)  # a status report alone never sizes anything
         if any(_order_open(r) for r in orders):
             if filled != node.filled_qty:
                 _save(ctx, node, filled=filled)
@@ -212,7 +213,7 @@ def uncovered_exposure(book: Book, group: GroupRuntime) -> int:
     in_flight = 0
     for node in book.nodes_of(spec.group_id):
         if node.status is NodeStatus.WORKING:
-            in_flight += node.target_qty - sum(r.filled_qty for r in book.orders_of_node(node.node_id))
+            in_flight += node.target_qty - sum(confirmed_qty(r) for r in book.orders_of_node(node.node_id))
         elif node.status in (NodeStatus.EXHAUSTED, NodeStatus.HALTED) and node.kind is not NodeKind.LEG:
             in_flight += node.target_qty - node.filled_qty
     gap = -cover - in_flight

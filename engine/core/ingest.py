@@ -7,11 +7,20 @@ from engine.core import order_fsm
 from engine.core.book import IntentRow
 from engine.core.context import StepContext
 from engine.core.dedupe import DedupeKeyError, dedupe_key
-from engine.core.events import BrokerEvent, FillReport, OrderSnapshot, OrderUpdate, event_to_dict
+from engine.core.effects import QueryReason
+from engine.core.events import (
+    BrokerEvent,
+    FeedItem,
+    FillReport,
+    MalformedEvent,
+    OrderSnapshot,
+    OrderUpdate,
+    event_to_dict,
+)
 from engine.core.notices import DuplicatesAbsorbed, EventRefused
 
 
-def apply_events(ctx: StepContext, events: tuple[BrokerEvent, ...], known_keys: frozenset[str]) -> None:
+def apply_events(ctx: StepContext, events: tuple[FeedItem, ...], known_keys: frozenset[str]) -> None:
     """Apply a batch. ``known_keys``: keys the journal already holds (a restart's memory)."""
     duplicates = 0
     for event in events:
@@ -25,8 +34,13 @@ def apply_events(ctx: StepContext, events: tuple[BrokerEvent, ...], known_keys: 
         ctx.notify(DuplicatesAbsorbed(duplicates))
 
 
-def _apply_one(ctx: StepContext, event: BrokerEvent, known_keys: frozenset[str]) -> int:
+def _apply_one(ctx: StepContext, event: FeedItem, known_keys: frozenset[str]) -> int:
     """Apply one event; 1 if it was a duplicate."""
+    if isinstance(event, MalformedEvent):
+        ctx.writes.reject(None, None, {"raw": event.raw}, event.reason, None, ctx.now_ns, event.feed_seq)
+        ctx.state.stats.rejected += 1
+        ctx.notify(EventRefused(None, event.reason, {"raw": event.raw, "feed_seq": event.feed_seq}))
+        return 0
     raw = event_to_dict(event)
     try:
         key = dedupe_key(event)
@@ -42,8 +56,12 @@ def _apply_one(ctx: StepContext, event: BrokerEvent, known_keys: frozenset[str])
     seen = ctx.state.seen_keys
     if key in seen or key in known_keys:
         return 1
-    if not row.broker_order_id and event.broker_order_id:
-        row.broker_order_id = event.broker_order_id
+    contradiction = _contradicts(row, event, book.by_broker.get(event.broker_order_id))
+    if contradiction:
+        # Never about the order the event claims: ask the broker about the one we know.
+        _refuse(ctx, row, key, raw, contradiction, event)
+        ctx.query(row, QueryReason.RECONCILE)
+        return 0
     if isinstance(event, FillReport):
         outcome, fills_qty = order_fsm.apply_fill(row.order_state, row.fills_qty, event.qty)
         if outcome.accepted:
@@ -61,9 +79,54 @@ def _apply_one(ctx: StepContext, event: BrokerEvent, known_keys: frozenset[str])
     seen.add(key)
     ctx.writes.processed.append((key, row.client_order_id, ctx.now_ns))
     # Only accepted events on known orders move broker time: a refused event's stamp is not trusted.
-    ctx.state.clock.observe(event.ts_exchange_ms, ctx.now_ns)
+    ctx.observe(event.ts_exchange_ms)
     ctx.set_order_state(row, outcome.state, key, event.ts_exchange_ms)
     return 0
+
+
+def _contradicts(row: IntentRow, event: BrokerEvent, owner: str | None) -> str:
+    """Why ``event`` may not move ``row`` ('' when it may): its client id and broker id must both
+    agree with the journal, and a broker id is known only from the broker's own answer to place,
+    find or order, never adopted from an unsolicited event."""
+    if owner is not None and owner != row.client_order_id:
+        return f"broker id {event.broker_order_id} belongs to {owner}, not to {row.client_order_id}"
+    if row.broker_order_id is None:
+        return (
+            f"broker id {event.broker_order_id} for {row.client_order_id} is not confirmed by the broker's answer"
+            " to place, find or order; asking the broker"
+        )
+    if event.broker_order_id != row.broker_order_id:
+        return (
+            f"broker id {event.broker_order_id} contradicts the journal's {row.broker_order_id} for "
+            f"{row.client_order_id}; asking the broker"
+        )
+    if isinstance(event, FillReport) and (event.symbol, event.side) != (row.symbol, row.side):
+        return (
+            f"fill {event.trade_id} is {event.side.value} {event.symbol}, but {row.client_order_id} is "
+            f"{row.side.value} {row.symbol}"
+        )
+    return ""
+
+
+def adopt_broker_id(ctx: StepContext, row: IntentRow, broker_order_id: str, source: str) -> bool:
+    """Tie ``row`` to the broker id the broker itself answered with. False (and recorded) when it
+    contradicts the id already known."""
+    if row.broker_order_id == broker_order_id:
+        return True
+    if row.broker_order_id is not None or ctx.book.by_broker.get(broker_order_id, row.client_order_id) != (
+        row.client_order_id
+    ):
+        why = (
+            f"{source} answered broker id {broker_order_id} for {row.client_order_id}, which has {row.broker_order_id}"
+        )
+        ctx.writes.reject(row.client_order_id, None, {"broker_order_id": broker_order_id}, why, None, ctx.now_ns)
+        ctx.state.stats.rejected += 1
+        ctx.notify(EventRefused(row.client_order_id, why, {"broker_order_id": broker_order_id}))
+        return False
+    row.broker_order_id = broker_order_id
+    ctx.book.refresh(row)
+    ctx.writes.intent(row)
+    return True
 
 
 def _refuse(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from engine.core.commands import Command
 from engine.core.effects import QueryReason
-from engine.core.events import BrokerEvent, CancelAck, OrderSnapshot, PlaceAck
+from engine.core.events import CancelAck, FeedItem, OrderSnapshot, PlaceAck
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class BrokerEvents:
     journal already holds (read before the step; only the engine writes them)."""
 
     now_ns: int
-    events: tuple[BrokerEvent, ...]
+    events: tuple[FeedItem, ...]
     known_keys: frozenset[str] = frozenset()
 
 
@@ -46,6 +46,7 @@ class CancelAnswered:
     client_order_id: str
     ack: CancelAck | None
     error: str = ""  # the cancel did not reach the broker; the order stays PENDING_CANCEL
+    unknown_order: bool = False  # the broker said it never issued that broker id
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,8 @@ class LookedUp:
 @dataclass(frozen=True, slots=True)
 class BrokerTime:
     now_ns: int
-    server_ms: int
+    server_ms: int | None
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

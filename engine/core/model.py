@@ -131,6 +131,8 @@ class EscalationKind(StrEnum):
     ORPHANED_INTENT = "ORPHANED_INTENT"  # the broker never saw a journaled intent; an operator decides
     MANUAL_ACTION = "MANUAL_ACTION"  # the engine cannot go on alone (kill switch, stop cancelled, exits out)
     SL_UNCONFIRMED = "SL_UNCONFIRMED"  # a stop's cancel was never confirmed; no MARKET order was sent
+    CANCEL_UNCONFIRMED = "CANCEL_UNCONFIRMED"  # a leg or hedge cancel never confirmed: it may still fill
+    BROKER_UNUSABLE = "BROKER_UNUSABLE"  # the broker has not answered for too long; opening orders wait
 
 
 class Severity(StrEnum):

@@ -166,5 +166,23 @@ class EngineStopped(EngineEvent):
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClockStepped(EngineEvent):
+    """The exchange's clock stepped (either way); broker time ran on, deadlines unmoved."""
+
+    type: ClassVar[str] = "clock_step"
+    delta_ms: int
+    offset_ms: int  # the exchange's clock minus our continuous broker time, after the step
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUsability(EngineEvent):
+    """The broker stopped answering for longer than allowed, or answers again."""
+
+    type: ClassVar[str] = "broker_state"
+    usable: bool
+    reason: str
+
+
 # Notices after which the desk re-reads escalations from the journal.
 ESCALATION_NEWS = (EscalationRaised, EscalationAcknowledged, IntentClosed)

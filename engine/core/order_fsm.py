@@ -4,7 +4,11 @@ Rules:
 1. Transitions are data: ``TRANSITIONS[state][trigger] -> state``. A miss is a rejection with a
    named reason, never an exception and never a silent change.
 2. Cumulative filled qty never decreases and never exceeds the order qty.
-3. Terminal states (FILLED, CANCELLED, REJECTED) absorb every status report.
+3. Terminal states (FILLED, CANCELLED, REJECTED) absorb status *labels*. But a larger cumulative
+   qty is a fact, whatever label carries it: it is taken (the status stays, or becomes FILLED once
+   the whole qty is filled), and the fill reports behind it are then fetched. A terminal label
+   that arrives with a stale, lower qty (CANCELLED after a later partial fill) is taken with the
+   qty kept. So the same reports end in the same state whatever order they arrive in.
 4. Fills are facts, not status reports: a fill with a new trade id always raises the filled qty
    (within the order qty), even on a CANCELLED order whose cancel raced it. Dropping a real fill
    would make our position differ from the exchange's.
@@ -123,6 +127,8 @@ def apply(state: OrderState, trigger: Trigger, filled_qty: int | None = None) ->
     """Offer ``trigger`` (with the broker's cumulative ``filled_qty`` when it reports one)."""
     if _restates(state, trigger, filled_qty):
         return Outcome(True, state)  # a report of what we already know: applied, changes nothing
+    if state.status in TERMINAL_ORDER_STATUSES and trigger in REPORTS and filled_qty is not None:
+        return _more_fill_after_terminal(state, trigger, filled_qty)
     target = TRANSITIONS[state.status].get(trigger)
     if target is None:
         if state.status in TERMINAL_ORDER_STATUSES:
@@ -131,10 +137,27 @@ def apply(state: OrderState, trigger: Trigger, filled_qty: int | None = None) ->
             why = f"{trigger.value} is not a valid transition from {state.status.value} (out of order)"
         return Outcome(False, state, why)
     new_filled = state.filled_qty if filled_qty is None else filled_qty
+    if target in (S.CANCELLED, S.REJECTED) and new_filled < state.filled_qty:
+        return Outcome(True, OrderState(target, state.qty, state.filled_qty))  # the label is news; the qty stale
     problem = _qty_problem(state, target, trigger, new_filled)
     if problem:
         return Outcome(False, state, problem)
     return Outcome(True, OrderState(target, state.qty, new_filled))
+
+
+REPORTS = frozenset(
+    {T.TRIGGER_PENDING, T.ACCEPTED, T.PARTIALLY_FILLED, T.FILLED, T.PENDING_CANCEL, T.CANCELLED, T.REJECTED}
+)
+
+
+def _more_fill_after_terminal(state: OrderState, trigger: Trigger, filled_qty: int) -> Outcome:
+    if filled_qty <= state.filled_qty:
+        why = f"{trigger.value} after terminal {state.status.value}: terminal states absorb"
+        return Outcome(False, state, why)
+    if filled_qty > state.qty:
+        return Outcome(False, state, f"cumulative filled qty {filled_qty} exceeds order qty {state.qty}")
+    status = S.FILLED if filled_qty == state.qty else state.status
+    return Outcome(True, OrderState(status, state.qty, filled_qty))
 
 
 def _restates(state: OrderState, trigger: Trigger, filled_qty: int | None) -> bool:
@@ -173,8 +196,8 @@ def apply_fill(state: OrderState, fills_qty: int, fill_qty: int) -> tuple[Outcom
     moved = apply(state, trigger, new_filled)
     if moved.accepted:
         return moved, new_fills
-    # A fact that the status table does not cover (a fill racing a cancel that was already
-    # confirmed): keep the status, take the quantity.
+    # A fact that the status table does not cover (a fill on an order still in our hands, say):
+    # keep the status, take the quantity.
     return Outcome(True, OrderState(state.status, state.qty, new_filled)), new_fills
 
 

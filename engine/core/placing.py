@@ -8,7 +8,8 @@ from __future__ import annotations
 from engine.core import order_fsm
 from engine.core.book import IntentRow
 from engine.core.context import StepContext
-from engine.core.effects import Place
+from engine.core.effects import Place, QueryReason
+from engine.core.ingest import adopt_broker_id
 from engine.core.inputs import Placed, PlaceUnsent
 from engine.core.model import OrderType
 from engine.core.notices import OrderOutcome
@@ -33,9 +34,13 @@ def placed(ctx: StepContext, answer: Placed) -> None:
     if row is None:
         return
     ack = answer.ack
-    ctx.state.clock.observe(ack.ts_exchange_ms, ctx.now_ns)
-    row.broker_order_id = ack.broker_order_id
+    if not adopt_broker_id(ctx, row, ack.broker_order_id, "place"):
+        ctx.query(row, QueryReason.RECONCILE)
+        return
+    ctx.broker_answered(True)
+    ctx.observe(ack.ts_exchange_ms, fresh=True)
     row.ts_ack_exchange_ms = ack.ts_exchange_ms
+    row.deadline_base_ms = ctx.state.clock.continuous(ack.ts_exchange_ms)
     # A stop is acknowledged as resting untriggered; only the exchange's trigger report makes it
     # a working order (and starts its broker-time deadline).
     trigger = Trigger.TRIGGER_PENDING if row.order_type in (OrderType.SL, OrderType.SL_M) else Trigger.ACK
@@ -50,6 +55,7 @@ def unsent(ctx: StepContext, answer: PlaceUnsent) -> None:
     if row is None:
         return
     if answer.ambiguous:
+        ctx.broker_answered(False, answer.reason)
         row.last_query_local_ns = ctx.now_ns
         trigger = Trigger.AMBIGUOUS
     else:

@@ -15,10 +15,12 @@ reports, and give a stop's status before its fallback.
 
 from __future__ import annotations
 
+from engine.core import order_fsm
 from engine.core.book import IntentRow
 from engine.core.context import StepContext
 from engine.core.effects import QueryReason
-from engine.core.ingest import apply_events, snapshot_events
+from engine.core.events import OrderSnapshot
+from engine.core.ingest import adopt_broker_id, apply_events, snapshot_events
 from engine.core.inputs import LookedUp
 from engine.core.model import TERMINAL_GROUP_STATES, EscalationKind, IntentStatus, OrderStatus, Severity
 from engine.core.notices import FeedError, RecoveryDone
@@ -62,9 +64,12 @@ def looked_up(ctx: StepContext, answer: LookedUp) -> None:
     row.query_in_flight = False
     if answer.error:
         ctx.notify(FeedError(f"lookup of {row.client_order_id} failed: {answer.error}"))
+        ctx.broker_answered(False, answer.error)
+        back_off(ctx, row)
         if answer.reason is QueryReason.RECOVERY:
-            ctx.query(row, QueryReason.RECOVERY)  # recovery needs every answer; ask again
+            _recovery_failed(ctx, row)
         return
+    ctx.broker_answered(True)
     snapshot = answer.snapshot
     reason = answer.reason
     if reason is QueryReason.RECOVERY:
@@ -78,26 +83,70 @@ def looked_up(ctx: StepContext, answer: LookedUp) -> None:
         if reason is QueryReason.UNKNOWN:
             _no_such_order(ctx, row)
         return
+    if not trusted_snapshot(ctx, row, snapshot):
+        return
+    if reason is QueryReason.RECONCILE:
+        back_off(ctx, row)  # undone by any news the answer carries
     if (
         reason is QueryReason.RECONCILE
         and row.order_status is OrderStatus.PENDING_CANCEL
         and snapshot.status in LIVE_AT_BROKER
         and row.broker_order_id
+        and row.client_order_id not in ctx.book.cancel_escalated
     ):
         ctx.send_cancel(row)  # our cancel never arrived (crash, drop): again
     apply_events(ctx, snapshot_events(snapshot), answer.known_keys)
 
 
+def trusted_snapshot(ctx: StepContext, row: IntentRow, snapshot: OrderSnapshot) -> bool:
+    """The broker's answer about ``row`` is about ``row``: its client id agrees, and its broker id
+    is adopted (or agrees with the one the broker gave before). Otherwise it is recorded, unused."""
+    if snapshot.client_order_id and snapshot.client_order_id != row.client_order_id:
+        why = f"the broker answered about {snapshot.client_order_id} when asked about {row.client_order_id}"
+        ctx.writes.reject(
+            row.client_order_id, None, {"client_order_id": snapshot.client_order_id}, why, None, ctx.now_ns
+        )
+        ctx.state.stats.rejected += 1
+        return False
+    return adopt_broker_id(ctx, row, snapshot.broker_order_id, "the broker's lookup")
+
+
 def _recovery_answer(ctx: StepContext, row: IntentRow, answer: LookedUp) -> None:
     state = ctx.state
     if answer.snapshot is not None:
-        state.recovery_summary["adopted"] += 1
-        apply_events(ctx, snapshot_events(answer.snapshot), answer.known_keys)
+        if trusted_snapshot(ctx, row, answer.snapshot):
+            state.recovery_summary["adopted"] += 1
+            apply_events(ctx, snapshot_events(answer.snapshot), answer.known_keys)
     elif row.status is not IntentStatus.ORPHANED:
         state.recovery_summary["orphaned"] += 1
         orphan(ctx, row, "after a restart the broker has no order with this client id")
     state.recovering.discard(row.client_order_id)
     if not state.recovering:
+        _recovered(ctx)
+
+
+def back_off(ctx: StepContext, row: IntentRow) -> None:
+    """The next lookup of ``row`` waits twice as long as the last (up to a cap)."""
+    row.quiet_lookups += 1
+    wait_ms = min(ctx.config.resolve_after_ms * 2**row.quiet_lookups, ctx.config.query_backoff_max_ms)
+    row.next_query_local_ns = ctx.now_ns + wait_ms * 1_000_000
+
+
+RECOVERY_TRIES = 3
+
+
+def _recovery_failed(ctx: StepContext, row: IntentRow) -> None:
+    """Recovery needs every answer, but no broker error may stop the engine: after a few tries the
+    order is left UNKNOWN (timers keep asking, with backoff) and recovery goes on."""
+    if row.quiet_lookups < RECOVERY_TRIES:
+        ctx.query(row, QueryReason.RECOVERY)
+        return
+    if row.order_status in (OrderStatus.INTENT, OrderStatus.SUBMITTED):
+        sent = order_fsm.apply(row.order_state, order_fsm.Trigger.SEND).state
+        unknown = order_fsm.apply(sent, order_fsm.Trigger.AMBIGUOUS)
+        ctx.set_order_state(row, unknown.state, "the broker did not answer the recovery lookup", None)
+    ctx.state.recovering.discard(row.client_order_id)
+    if not ctx.state.recovering:
         _recovered(ctx)
 
 

@@ -27,6 +27,10 @@ class EngineConfig:
     stop_timeout_ms: int = 2_000  # broker time a triggered SL-LIMIT may take before the MARKET fallback
     stop_cancel_confirm_ms: int = 1_000  # broker time to wait for a stop's cancel to be confirmed
     batch_max: int = 500
+    clock_step_ms: int = 1_000  # an exchange timestamp this far off our estimate is a clock step
+    cancel_confirm_ms: int = 3_000  # broker time a leg/hedge cancel may take before it is asked again
+    broker_unusable_after_ms: int = 10_000  # local time of failed answers before the broker is unusable
+    query_backoff_max_ms: int = 10_000  # longest wait between two lookups of one order
 
 
 @dataclass
@@ -69,6 +73,11 @@ class EngineState:
     anchoring: bool = False  # a question for the broker's time is out
     pending_retries: dict[int, PendingRetry] = field(default_factory=dict)
     stats: EngineStats = field(default_factory=EngineStats)
+    broker_failing_since_ns: int | None = None  # local time of the first failed answer in a row
+    broker_unusable: bool = False
+
+    def __post_init__(self) -> None:
+        self.clock.step_threshold_ms = self.config.clock_step_ms
 
     def margin_in_use_paise(self) -> int:
         return sum(g.margin_paise for g in self.book.groups.values() if g.state not in TERMINAL_GROUP_STATES)

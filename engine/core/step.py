@@ -49,7 +49,11 @@ def _events(ctx: StepContext, inp: Any) -> None:
 
 def _broker_time(ctx: StepContext, inp: Any) -> None:
     ctx.state.anchoring = False
-    ctx.state.clock.observe(inp.server_ms, ctx.now_ns)
+    if inp.server_ms is None:
+        ctx.broker_answered(False, inp.error)
+        return
+    ctx.observe(inp.server_ms, fresh=True)
+    ctx.broker_answered(True)
 
 
 def _looked_up(ctx: StepContext, inp: Any) -> None:

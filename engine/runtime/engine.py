@@ -28,7 +28,7 @@ from engine.core.clock import BrokerClock
 from engine.core.commands import Actor, Command, CommandError, Launch
 from engine.core.dedupe import DedupeKeyError, dedupe_key
 from engine.core.effects import AnchorClock, Cancel, Commit, Effect, JournalWrites, Notify, Place, Query, Reply
-from engine.core.events import Ambiguous, BrokerEvent, Rejected
+from engine.core.events import BrokerEvent, FeedItem, MalformedEvent, Rejected
 from engine.core.groups import GroupSpec
 from engine.core.inputs import (
     BrokerEvents,
@@ -266,7 +266,7 @@ class Engine:
 
     # --- the loop ------------------------------------------------------------------------------
 
-    async def _pump_events(self, feed: AsyncIterator[BrokerEvent]) -> None:
+    async def _pump_events(self, feed: AsyncIterator[FeedItem]) -> None:
         backoff_s = 0.05
         while True:
             try:
@@ -417,9 +417,11 @@ class Engine:
             return LookedUp(inp.now_ns, inp.client_order_id, inp.reason, inp.snapshot, inp.command_id, inp.error, known)
         return inp
 
-    async def _known(self, events: tuple[BrokerEvent, ...]) -> frozenset[str]:
+    async def _known(self, events: tuple[FeedItem, ...]) -> frozenset[str]:
         keys = []
         for event in events:
+            if isinstance(event, MalformedEvent):
+                continue
             with contextlib.suppress(DedupeKeyError):
                 keys.append(dedupe_key(event))
         return await self._known_keys(keys)
@@ -468,14 +470,17 @@ class Engine:
         self._inbox.put_nowait((answer, None))
 
     async def _perform(self, effect: Place | Cancel | Query | AnchorClock) -> Input:
-        """One broker call. Its outcome, whatever it is, becomes an input."""
+        """One broker call. Its outcome, whatever it is, becomes an input: no reply from a broker,
+        however wrong, stops the engine (only its own journal or invariants do)."""
         if isinstance(effect, Place):
             return await self._place(effect)
         if isinstance(effect, Cancel):
             try:
                 ack = await self.broker.cancel(effect.broker_order_id)
-            except (Ambiguous, ConnectionError, OSError, TimeoutError, KeyError) as exc:
-                return CancelAnswered(self.now_ns(), effect.client_order_id, None, str(exc) or type(exc).__name__)
+            except KeyError as exc:  # UNKNOWN_ORDER: settled by a lookup by client id
+                return CancelAnswered(self.now_ns(), effect.client_order_id, None, _why(exc), unknown_order=True)
+            except Exception as exc:
+                return CancelAnswered(self.now_ns(), effect.client_order_id, None, _why(exc))
             return CancelAnswered(self.now_ns(), effect.client_order_id, ack)
         if isinstance(effect, Query):
             try:
@@ -485,11 +490,14 @@ class Engine:
                         snapshot = await self.broker.order(effect.broker_order_id)
                 if snapshot is None:
                     snapshot = await self.broker.find(effect.client_order_id)
-            except (Ambiguous, ConnectionError, OSError, TimeoutError) as exc:
-                error = str(exc) or type(exc).__name__
+            except Exception as exc:
+                error = _why(exc)
                 return LookedUp(self.now_ns(), effect.client_order_id, effect.reason, None, effect.command_id, error)
             return LookedUp(self.now_ns(), effect.client_order_id, effect.reason, snapshot, effect.command_id)
-        return BrokerTime(self.now_ns(), await self.broker.server_time_ms())
+        try:
+            return BrokerTime(self.now_ns(), await self.broker.server_time_ms())
+        except Exception as exc:
+            return BrokerTime(self.now_ns(), None, _why(exc))
 
     async def _place(self, effect: Place) -> Input:
         coid = effect.request.client_order_id
@@ -501,8 +509,8 @@ class Engine:
             ack = await self.broker.place(effect.request)
         except Rejected as exc:
             return PlaceUnsent(self.now_ns(), coid, f"broker rejected: {exc}")
-        except Ambiguous as exc:
-            return PlaceUnsent(self.now_ns(), coid, f"outcome unknown: {exc}", ambiguous=True)
+        except Exception as exc:  # Ambiguous, or anything else: the order may be live; ask by id
+            return PlaceUnsent(self.now_ns(), coid, f"outcome unknown: {_why(exc)}", ambiguous=True)
         self.crash("after_broker_accept")
         return Placed(self.now_ns(), coid, ack)
 
@@ -525,6 +533,10 @@ class Engine:
             self.emit(EngineStopped(f"journal transaction rolled back: {exc!r}"))
             self._settled.set()
             self._quiet.set()
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 __all__ = ["CommandError", "Engine", "EngineFailure"]

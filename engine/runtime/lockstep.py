@@ -5,6 +5,7 @@ call is awaited in order. Nothing reads the wall clock or the event loop's clock
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.broker.paper import PaperBroker
@@ -28,14 +29,14 @@ class VirtualClock:
         self.ns += ms * 1_000_000
 
 
-async def run_until_settled(
-    engine: Engine, broker: PaperBroker, clock: VirtualClock, *, tick_ms: int, limit_ms: int
+async def run_until(
+    engine: Engine, broker: PaperBroker, clock: VirtualClock, done: Callable[[], bool], *, tick_ms: int, limit_ms: int
 ) -> bool:
-    """Advance virtual time tick by tick until the engine is settled and nothing is still to be
-    delivered, or ``limit_ms`` of virtual time has passed (False)."""
+    """Advance virtual time tick by tick until ``done()``, or ``limit_ms`` of virtual time has
+    passed (then ``done()`` decides)."""
     deadline = clock.now_ms() + limit_ms
     while clock.now_ms() < deadline:
-        if engine.settled() and not broker.pending_deliveries():
+        if done():
             return True
         clock.advance_ms(tick_ms)
         await broker.step()
@@ -43,4 +44,16 @@ async def run_until_settled(
         if events:
             await engine.run_until_quiet([BrokerEvents(clock.now_ns(), tuple(events))])
         await engine.tick()
-    return engine.settled()
+    return done()
+
+
+async def run_until_settled(
+    engine: Engine, broker: PaperBroker, clock: VirtualClock, *, tick_ms: int, limit_ms: int
+) -> bool:
+    """Until the engine is settled and nothing is still to be delivered (False: ``limit_ms`` of
+    virtual time passed first)."""
+
+    def settled() -> bool:
+        return engine.settled() and not broker.pending_deliveries()
+
+    return await run_until(engine, broker, clock, settled, tick_ms=tick_ms, limit_ms=limit_ms)

@@ -277,7 +277,7 @@ class Journal:
         if batch.rejected:
             await c.executemany(
                 "INSERT INTO rejected_events (client_order_id, event_key, event_json, reason, ts_exchange_ms,"
-                " ts_local_ns) VALUES (?,?,?,?,?,?)",
+                " ts_local_ns, feed_seq) VALUES (?,?,?,?,?,?,?)",
                 batch.rejected,
             )
             await self.bump_counter("rejected_events", len(batch.rejected))

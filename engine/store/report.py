@@ -92,6 +92,7 @@ async def journal_document(journal: Journal) -> dict[str, Any]:
         "schema_version": journal.schema_version,
         "hedge_nodes": hedge_nodes,
         "trading_state": await journal.setting("trading_state", "ACTIVE"),
+        "broker_state": await journal.setting("broker_state", "USABLE"),
         "groups": groups,
         "intents": intents,
         "fills": fills,

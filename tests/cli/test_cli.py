@@ -286,3 +286,38 @@ def test_headless_twenty_groups_on_thin_depth_leave_no_silent_exposure(tmp_path:
         counts["escalated" if gid in escalated else "hedged_fully"] += 1
     assert counts["escalated"] > 0, "thin depth really left shortfalls"
     print(f"\nthin depth, 20 groups: {counts}, escalated qty {sum(escalated.values())}")
+
+
+def test_journal_json_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    groups = tmp_path / "g.json"
+    groups.write_text(json.dumps(spreads([("NIFTY26DEC24200CE", "NIFTY26DEC24000CE", 150)], 3, "P")))
+    db, ex = tmp_path / "j.db", tmp_path / "x.db"
+    assert td("headless", "--db", str(db), "--broker", f"paper:{ex}", "--groups", str(groups)).returncode == 0
+    for args in (["journal", "--db", str(db), "--json"], ["exchange-report", "--broker", f"paper:{ex}", "--json"]):
+        run = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", f"{sys.executable} -m app.cli {' '.join(args)} | head -c 20"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0 and run.stderr == "", run.stderr
+        assert len(run.stdout) == 20
+
+
+def test_headless_stay_keeps_watching_an_armed_stop_and_the_journal_shows_the_broker_state(tmp_path: Path) -> None:
+    group = spreads([("NIFTY26DEC24200CE", "NIFTY26DEC24000CE", 150)], 1, "S")
+    group[0]["stop_loss"] = {"trigger_price": "900.00"}  # far away: it stays armed
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(group))
+    db, ex = tmp_path / "j.db", tmp_path / "x.db"
+    base = ["headless", "--db", str(db), "--broker", f"paper:{ex}", "--groups", str(path), "--json"]
+    run = td(*base, "--stay", "3")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["settled"] and summary["armed_stops"] == 1
+    assert summary["stayed_s"] == pytest.approx(3.0, abs=0.1), "watched the armed stop for the whole stay"
+    again = json.loads(td(*base).stdout.strip().splitlines()[-1])
+    assert again["stayed_s"] == 0.0
+    assert json.loads(td("journal", "--db", str(db), "--json").stdout)["broker_state"] == "USABLE"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from engine.core.model import GroupState, OrderStatus
@@ -42,11 +44,42 @@ def test_defect7_late_fill_after_cancel_request_is_applied() -> None:
 
 @pytest.mark.parametrize("terminal", [S.FILLED, S.CANCELLED, S.REJECTED])
 @pytest.mark.parametrize("trigger", [T.ACCEPTED, T.PARTIALLY_FILLED, T.PENDING_CANCEL, T.CANCEL_REQUEST])
-def test_defect7_terminal_states_absorb(terminal: OrderStatus, trigger: Trigger) -> None:
-    state = OrderState(terminal, 300, 300 if terminal is S.FILLED else 0)
+def test_defect7_terminal_states_absorb_labels(terminal: OrderStatus, trigger: Trigger) -> None:
+    """A label after a terminal state changes nothing unless it carries more fill than we know."""
+    state = OrderState(terminal, 300, 300 if terminal is S.FILLED else 150)
     outcome = apply(state, trigger, 150)
     assert not outcome.accepted
     assert "terminal" in outcome.reason
+
+
+@pytest.mark.parametrize("terminal", [S.CANCELLED, S.REJECTED])
+@pytest.mark.parametrize("trigger", [T.ACCEPTED, T.PARTIALLY_FILLED, T.PENDING_CANCEL])
+def test_a_larger_cumulative_qty_after_a_terminal_state_is_a_fact_and_is_taken(
+    terminal: OrderStatus, trigger: Trigger
+) -> None:
+    outcome = apply(OrderState(terminal, 300, 75), trigger, 150)
+    assert outcome.accepted and outcome.state == OrderState(terminal, 300, 150), "the label stays; the qty is taken"
+    assert apply(OrderState(terminal, 300, 75), trigger, 301).accepted is False, "never beyond the order qty"
+
+
+def _replay(state: OrderState, *reports: tuple[Trigger, int]) -> OrderState:
+    for trigger, qty in reports:
+        state = apply(state, trigger, qty).state
+    return state
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        ((T.CANCELLED, 30), (T.FILLED, 100)),
+        ((T.PARTIALLY_FILLED, 60), (T.CANCELLED, 30)),
+        ((T.PARTIALLY_FILLED, 60), (T.CANCELLED, 60), (T.PARTIALLY_FILLED, 90)),
+    ],
+)
+def test_the_same_reports_end_in_the_same_state_whatever_their_order(reports: tuple[tuple[Trigger, int], ...]) -> None:
+    start = OrderState(S.PENDING_CANCEL, 100, 0)
+    ends = {_replay(start, *order) for order in itertools.permutations(reports)}
+    assert len(ends) == 1, ends
 
 
 def test_defect7_restating_the_current_state_changes_nothing_and_is_not_an_anomaly() -> None:

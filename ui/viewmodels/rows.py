@@ -132,6 +132,7 @@ class IntentView:
     broker_order_id: str
     hedge_node_id: str
     reason: str
+    fills_qty: int = 0  # the part of filled_qty that fill reports (trade ids) confirm
 
     @property
     def key(self) -> str:
@@ -157,6 +158,7 @@ class IntentView:
             r.broker_order_id or "",
             r.hedge_node_id or "",
             r.reason,
+            r.fills_qty,
         )
 
     def matches(self, text: str) -> bool:
@@ -165,7 +167,7 @@ class IntentView:
 
     def fill(self) -> Fill:
         """What the exposure formula reads of this order (the journal's strings as enums)."""
-        return Fill(LegRole(self.role), Side(self.side), Purpose(self.purpose), self.filled_qty)
+        return Fill(LegRole(self.role), Side(self.side), Purpose(self.purpose), self.filled_qty, self.fills_qty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ class Fill:
     side: Side
     purpose: Purpose
     filled_qty: int
+    fills_qty: int
 
 
 @dataclass(frozen=True, slots=True)
