@@ -58,6 +58,8 @@ class DeskStatusBar(QStatusBar):
     def refresh(self) -> None:
         """Read what the view says now (the window calls this every half second)."""
         self.show_connection(self.view.connection())
+        if not self.view.broker_usable():
+            _badge(self.broker, "broker UNUSABLE: opening orders wait", CONNECTION_COLOURS[ConnectionState.CLOSED])
         state = self.view.trading_state.value
         _badge(self.trading, f"trading {state}", TRADING_COLOURS.get(state, ""))
         offset = self.view.clock_offset_ms()

@@ -27,6 +27,8 @@ from engine.core.model import (
 )
 from engine.core.order_fsm import OrderState, is_working
 
+HELD_REASON = "not sent: "  # an order the kill switch held back at the moment of sending
+
 
 @dataclass(frozen=True, slots=True)
 class OrderView:
@@ -39,6 +41,7 @@ class OrderView:
     status: OrderStatus
     intent_status: IntentStatus
     purpose: Purpose = Purpose.LEG
+    held: bool = False  # never sent: the kill switch held it back at the moment of sending
 
 
 @dataclass
@@ -82,6 +85,9 @@ class IntentRow:
     quiet_lookups: int = field(default=0, compare=False)
     next_query_local_ns: int = field(default=0, compare=False)
     cancel_resent: bool = field(default=False, compare=False)
+    # not persisted: the feed reported this order (with a broker id no answer confirmed yet): it
+    # may well exist, so a "not found" is not trusted enough to orphan or retry it
+    seen_at_broker: bool = field(default=False, compare=False)
 
     @property
     def order_state(self) -> OrderState:
@@ -98,6 +104,7 @@ class IntentRow:
             self.order_status,
             self.status,
             self.purpose,
+            self.order_status is OrderStatus.REJECTED and self.reason.startswith(HELD_REASON),
         )
 
 
@@ -189,11 +196,20 @@ class Book:
         """Re-index a row whose broker id or status changed."""
         if row.broker_order_id:
             self.by_broker[row.broker_order_id] = row.client_order_id
-        group = self.groups.get(row.group_id)
-        if needs_watch(row) and (group is None or group.state not in TERMINAL_GROUP_STATES):
+        if self._watch(row):
             self.watched.setdefault(row.client_order_id, row)
         else:
             self.watched.pop(row.client_order_id, None)
+
+    def _watch(self, row: IntentRow) -> bool:
+        """Whatever its group's state, an order that may still move is watched (a manual hedge
+        of a finished group, say); a stop only while its group is open."""
+        if not needs_watch(row):
+            return False
+        if row.purpose is not Purpose.STOP or is_working(row.order_status):
+            return True
+        group = self.groups.get(row.group_id)
+        return group is None or group.state not in TERMINAL_GROUP_STATES
 
     def add_node(self, node: NodeRow) -> None:
         self.nodes[node.node_id] = node
@@ -215,9 +231,9 @@ class Book:
         return list(self._by_node.get(node_id, {}).values())
 
     def group_finished(self, group_id: str) -> None:
-        """A terminal group's orders need no more timers."""
-        for coid in self._by_group.get(group_id, {}):
-            self.watched.pop(coid, None)
+        """A terminal group's orders need no more timers, unless one may still move."""
+        for row in self._by_group.get(group_id, {}).values():
+            self.refresh(row)
 
     def group_settled(self, group_id: str) -> bool:
         """HEDGED, terminal or waiting on a person, with nothing of it still in flight."""

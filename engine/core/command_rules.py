@@ -83,11 +83,21 @@ def given(ctx: StepContext, inp: Given) -> None:
     command = inp.command
     name, target, detail = command_name(command)
     handler = _HANDLERS[type(command)]
+    staged = (bool(ctx.writes), len(ctx.io), len(ctx.notices))
     try:
         handler(ctx, inp)
     except (RoleError, CommandError) as exc:
         ctx.audit(command.actor, name, target, {**detail, "refused": str(exc)}, "REFUSED", inp.wall_ms)
         ctx.reply(inp.command_id, error=exc)
+    except ValueError as exc:
+        # Bad input found while checking (a margin model without a price for this underlying,
+        # say): a refusal for this one command, not a reason to stop trading. Only if the handler
+        # had already staged something is it the engine's own fault (re-raised: crash-only).
+        if (bool(ctx.writes), len(ctx.io), len(ctx.notices)) != staged:
+            raise
+        refusal = CommandError(f"{name} {target}: {exc}")
+        ctx.audit(command.actor, name, target, {**detail, "refused": str(refusal)}, "REFUSED", inp.wall_ms)
+        ctx.reply(inp.command_id, error=refusal)
 
 
 # --- groups -------------------------------------------------------------------------------------
@@ -261,16 +271,27 @@ def _approve_retry(ctx: StepContext, inp: Given) -> None:
     cmd = inp.command
     require(cmd.actor, Role.OPERATOR, "approve_retry")
     row = _orphan_for(ctx, cmd.ident)
+    if any(p.row is row for p in ctx.state.pending_retries.values()):
+        raise CommandError(f"{row.client_order_id}: a retry is already approved and waiting on the broker")
+    _retry_refusal(ctx, row)
+    if not ctx.query(row, QueryReason.RETRY, inp.command_id):
+        raise CommandError(f"{row.client_order_id}: the broker is still being asked about it; try again")
+    ctx.state.pending_retries[inp.command_id] = PendingRetry(row, cmd.actor, cmd.ident, inp.wall_ms)
+
+
+def _retry_refusal(ctx: StepContext, row: IntentRow) -> None:
+    """Raise CommandError when ``row`` may not be retried now (asked at approval and again when the
+    broker's answer comes back: anything may have happened meanwhile)."""
+    if row.status is not IntentStatus.ORPHANED:
+        raise CommandError(f"{row.client_order_id} is {row.status.value} now; only an ORPHANED intent is retried")
     group = ctx.book.groups.get(row.group_id)
-    refusal = order_refusal(ctx.state.trading_state, reduces_exposure=not row.purpose.opens_exposure)
-    if group is not None and group.cancel_requested and _opening(ctx, row) and not refusal:
+    opening = _opening(ctx, row)
+    refusal = order_refusal(ctx.state.trading_state, reduces_exposure=not opening)
+    if group is not None and group.cancel_requested and opening and not refusal:
         refusal = f"group {row.group_id} was cancelled; an opening order is not retried (abandon the intent)"
     if group is None or group.state in TERMINAL_GROUP_STATES or refusal:
         why = refusal or f"group {row.group_id} is finished; nothing is left to retry (abandon the intent)"
         raise CommandError(f"{row.client_order_id}: {why}")
-    if not ctx.query(row, QueryReason.RETRY, inp.command_id):
-        raise CommandError(f"{row.client_order_id}: the broker is still being asked about it; try again")
-    ctx.state.pending_retries[inp.command_id] = PendingRetry(row, cmd.actor, cmd.ident, inp.wall_ms)
 
 
 def retry_answered(ctx: StepContext, answer: LookedUp) -> None:
@@ -293,6 +314,18 @@ def retry_answered(ctx: StepContext, answer: LookedUp) -> None:
         ctx.audit(actor, "approve_retry", pending.ident, {"refused": why}, "REFUSED", pending.wall_ms)
         ctx.reply(answer.command_id, error=CommandError(why))
         return
+    try:
+        _retry_refusal(ctx, row)
+        if row.seen_at_broker:
+            ctx.query(row, QueryReason.RECONCILE, by_client_id=True)
+            raise CommandError(
+                f"{row.client_order_id}: the feed reports this order at the broker, though the broker's lookup "
+                "did not find it; asked again, no retry sent"
+            )
+    except CommandError as exc:
+        ctx.audit(actor, "approve_retry", pending.ident, {"refused": str(exc)}, "REFUSED", pending.wall_ms)
+        ctx.reply(answer.command_id, error=exc)
+        return
     state = ctx.state
     retry = dataclasses.replace(
         row,
@@ -313,7 +346,7 @@ def retry_answered(ctx: StepContext, answer: LookedUp) -> None:
     # Closing the orphan and journaling its retry go in one batch: a crash can never leave an
     # approval whose attempt does not exist.
     _close(ctx, row, IntentStatus.RETRY_APPROVED, actor, f"retry approved as {retry.client_order_id}", pending.wall_ms)
-    ctx.journal_and_send(retry)
+    ctx.journal_and_send(retry, opens_exposure=_opening(ctx, row))
     ctx.reply(answer.command_id, retry)
 
 
@@ -323,6 +356,8 @@ def _abandon(ctx: StepContext, inp: Given) -> None:
     cmd = inp.command
     require(cmd.actor, Role.OPERATOR, "abandon")
     row = _orphan_for(ctx, cmd.ident)
+    if any(p.row is row for p in ctx.state.pending_retries.values()):
+        raise CommandError(f"{row.client_order_id}: an approved retry is waiting on the broker's answer; try again")
     _close(ctx, row, IntentStatus.ABANDONED, cmd.actor, "abandoned by operator", inp.wall_ms)
     ctx.reply(inp.command_id, row)
 

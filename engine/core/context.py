@@ -127,6 +127,8 @@ class StepContext:
             self.notify(GroupStateChanged(group.spec.group_id, previous, state, reason))
             if state in TERMINAL_GROUP_STATES:
                 self.book.group_finished(group.spec.group_id)
+                # its keys are in the journal: a late repeat is still caught by the journal's read
+                self.state.seen_keys.difference_update(self.state.keys_of.pop(group.spec.group_id, ()))
         self.touch(group.spec.group_id)
 
     # --- orders -------------------------------------------------------------------------------

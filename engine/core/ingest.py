@@ -57,6 +57,8 @@ def _apply_one(ctx: StepContext, event: FeedItem, known_keys: frozenset[str]) ->
     if key in seen or key in known_keys:
         return 1
     contradiction = _contradicts(row, event, book.by_broker.get(event.broker_order_id))
+    if contradiction and row.broker_order_id is None:
+        row.seen_at_broker = True
     if contradiction:
         # Never about the order the event claims: ask the broker about the one we know.
         _refuse(ctx, row, key, raw, contradiction, event)
@@ -77,6 +79,7 @@ def _apply_one(ctx: StepContext, event: FeedItem, known_keys: frozenset[str]) ->
         _refuse(ctx, row, key, raw, outcome.reason, event)
         return 0
     seen.add(key)
+    ctx.state.keys_of.setdefault(row.group_id, []).append(key)
     ctx.writes.processed.append((key, row.client_order_id, ctx.now_ns))
     # Only accepted events on known orders move broker time: a refused event's stamp is not trusted.
     ctx.observe(event.ts_exchange_ms)

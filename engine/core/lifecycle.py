@@ -75,8 +75,8 @@ def leg_progress(leg: LegSpec, orders: Iterable[OrderView]) -> LegProgress:
     filled = waves = 0
     working = orphaned = abandoned = False
     for o in orders:
-        if o.role is not leg.role or o.purpose != "LEG":
-            continue
+        if o.role is not leg.role or o.purpose != "LEG" or o.held:
+            continue  # an order held back at sending was never a wave: the next one takes its number
         waves = max(waves, o.wave)
         status = o.intent_status
         if status is IntentStatus.ORPHANED:

@@ -133,6 +133,7 @@ class EscalationKind(StrEnum):
     SL_UNCONFIRMED = "SL_UNCONFIRMED"  # a stop's cancel was never confirmed; no MARKET order was sent
     CANCEL_UNCONFIRMED = "CANCEL_UNCONFIRMED"  # a leg or hedge cancel never confirmed: it may still fill
     BROKER_UNUSABLE = "BROKER_UNUSABLE"  # the broker has not answered for too long; opening orders wait
+    UNKNOWN_OUTCOME = "UNKNOWN_OUTCOME"  # raised by schema-1 journals only: shown and acknowledged, never raised
 
 
 class Severity(StrEnum):

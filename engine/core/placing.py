@@ -6,7 +6,7 @@ keeps what it already knows."""
 from __future__ import annotations
 
 from engine.core import order_fsm
-from engine.core.book import IntentRow
+from engine.core.book import HELD_REASON, IntentRow
 from engine.core.context import StepContext
 from engine.core.effects import Place, QueryReason
 from engine.core.ingest import adopt_broker_id
@@ -16,6 +16,8 @@ from engine.core.notices import OrderOutcome
 from engine.core.order_fsm import Trigger
 from engine.core.state import EngineState
 from engine.core.trading_state import order_refusal
+
+HELD = HELD_REASON  # the reason's prefix of an order the kill switch held back at the moment of sending
 
 
 def send_refusal(state: EngineState, place: Place) -> str:

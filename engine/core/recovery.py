@@ -22,6 +22,7 @@ from engine.core.effects import QueryReason
 from engine.core.events import OrderSnapshot
 from engine.core.ingest import adopt_broker_id, apply_events, snapshot_events
 from engine.core.inputs import LookedUp
+from engine.core.intents import ORPHANABLE
 from engine.core.model import TERMINAL_GROUP_STATES, EscalationKind, IntentStatus, OrderStatus, Severity
 from engine.core.notices import FeedError, RecoveryDone
 
@@ -80,7 +81,8 @@ def looked_up(ctx: StepContext, answer: LookedUp) -> None:
         if asked is not None:
             ctx.book.stop_queries[row.client_order_id] = asked
     if snapshot is None:
-        if reason is QueryReason.UNKNOWN:
+        if reason is QueryReason.UNKNOWN and row.order_status is OrderStatus.UNKNOWN and row.status in ORPHANABLE:
+            # only while still unknown and still ours: news or an operator may have overtaken it
             _no_such_order(ctx, row)
         return
     if not trusted_snapshot(ctx, row, snapshot):
@@ -151,6 +153,9 @@ def _recovery_failed(ctx: StepContext, row: IntentRow) -> None:
 
 
 def _no_such_order(ctx: StepContext, row: IntentRow) -> None:
+    if row.seen_at_broker:
+        back_off(ctx, row)  # the feed spoke of it: "not found" is not trusted to orphan it; ask again
+        return
     tries = ctx.book.unknown_lookups.get(row.client_order_id, 0) + 1
     ctx.book.unknown_lookups[row.client_order_id] = tries
     if tries >= ctx.config.unknown_lookups_before_orphan:
@@ -158,6 +163,8 @@ def _no_such_order(ctx: StepContext, row: IntentRow) -> None:
 
 
 def orphan(ctx: StepContext, row: IntentRow, reason: str) -> None:
+    if row.status not in ORPHANABLE:
+        return  # an operator's decision (or an earlier orphaning) stands
     ctx.set_intent_status(row, IntentStatus.ORPHANED, reason)
     ctx.escalate(
         EscalationKind.ORPHANED_INTENT,

@@ -65,7 +65,8 @@ class EngineState:
     next_escalation_id: int = 1
     group_ids: set[str] = field(default_factory=set)  # every group the journal has, finished or not
     attempts: dict[str, int] = field(default_factory=dict)  # intent id -> highest attempt
-    seen_keys: set[str] = field(default_factory=set)  # dedupe keys applied since start
+    seen_keys: set[str] = field(default_factory=set)  # dedupe keys applied since start (open groups)
+    keys_of: dict[str, list[str]] = field(default_factory=dict)  # group id -> its keys, to prune
     recovering: set[str] = field(default_factory=set)  # client ids whose recovery lookup is out
     recovery_summary: dict[str, int] = field(default_factory=lambda: {"checked": 0, "adopted": 0, "orphaned": 0})
     resume_requested: bool = True

@@ -46,7 +46,7 @@ from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel
 from engine.core.model import GroupState, OrderStatus
 from engine.core.notices import EngineEvent, EngineStopped, FeedError
-from engine.core.placing import send_refusal
+from engine.core.placing import HELD, send_refusal
 from engine.core.state import EngineConfig, EngineState
 from engine.core.step import step
 from engine.core.trading_state import TradingState
@@ -159,6 +159,9 @@ class Engine:
     def connection(self) -> ConnectionState:
         state = getattr(self.broker, "connection_state", None)  # adapters with a connection say so
         return ConnectionState.IN_PROCESS if state is None else ConnectionState(str(state))
+
+    def broker_usable(self) -> bool:
+        return not self.state.broker_unusable
 
     def waiting_rows(self) -> list[IntentRow]:
         return self.book.orphans()
@@ -344,17 +347,20 @@ class Engine:
         effects: list[Effect] = []
         done: list[asyncio.Future[Any]] = []
         placed = False
-        for inp, future in self._merge(items):
-            inp = await self._with_known_keys(self._stamped(inp))
-            placed = placed or isinstance(inp, Placed)
-            try:
-                effects.extend(step(self.state, inp))
-            except BaseException as exc:
-                if future is not None and not future.done():
-                    future.set_exception(exc)
-                raise
+        merged = self._merge(items)
+        for inp, future in merged:
             if future is not None:
                 done.append(future)
+            try:
+                inp = await self._with_known_keys(self._stamped(inp))
+                placed = placed or isinstance(inp, Placed)
+                effects.extend(step(self.state, inp))
+            except BaseException as exc:
+                # Everyone waiting on this cycle hears why: none of it was committed.
+                for waiting in done + [f for _, f in merged if f is not None]:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+                raise
         writes = JournalWrites()
         for effect in effects:
             if isinstance(effect, Commit):
@@ -503,7 +509,7 @@ class Engine:
         coid = effect.request.client_order_id
         refusal = send_refusal(self.state, effect)  # the switch as it stands now, not at decision time
         if refusal:
-            return PlaceUnsent(self.now_ns(), coid, f"not sent: {refusal}")
+            return PlaceUnsent(self.now_ns(), coid, f"{HELD}{refusal}")
         self.crash("after_intent_commit")
         try:
             ack = await self.broker.place(effect.request)

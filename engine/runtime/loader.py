@@ -89,8 +89,6 @@ async def load_state(
     for esc_id, kind, status, group_id, coid in await j.fetch(
         "SELECT escalation_id, kind, status, group_id, client_order_id FROM escalations ORDER BY escalation_id"
     ):
-        if kind not in EscalationKind.__members__:
-            continue  # a kind this version no longer raises (UNKNOWN_OUTCOME): shown, never decided on
         state.escalations[int(esc_id)] = EscalationRecord(
             int(esc_id), EscalationKind(kind), EscalationStatus(status), group_id, coid
         )

@@ -57,6 +57,7 @@ class Desk:
         self._commands = itertools.count(1)
         self._trades = itertools.count(1)
         self.cum: dict[str, int] = {}  # what the venue has filled, per client id
+        self.journaled_keys: set[str] = set()  # what the interpreter would read from the journal
         self.step(BrokerTime(self.now_ns, self.broker_ms))
 
     # --- time ----------------------------------------------------------------------------------
@@ -68,7 +69,22 @@ class Desk:
     # --- inputs --------------------------------------------------------------------------------
 
     def step(self, inp: Input) -> list[Effect]:
+        """Step ``inp`` as the interpreter would: events carry the dedupe keys already journaled."""
+        if isinstance(inp, BrokerEvents) and not inp.known_keys:
+            inp = BrokerEvents(inp.now_ns, inp.events, frozenset(self.journaled_keys))
+        elif isinstance(inp, LookedUp) and not inp.known_keys:
+            inp = LookedUp(
+                inp.now_ns,
+                inp.client_order_id,
+                inp.reason,
+                inp.snapshot,
+                inp.command_id,
+                inp.error,
+                frozenset(self.journaled_keys),
+            )
         effects = step(self.state, inp)
+        for commit in of(effects, Commit):
+            self.journaled_keys.update(key for key, _, _ in commit.writes.processed)
         self.history.append((inp, effects))
         return effects
 

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.core.book import IntentRow
-from engine.core.commands import CancelGroup, CloseGroup, Command, Launch, SetTradingState
-from engine.core.effects import Cancel, Commit, Effect, Place, Query
+from engine.core.commands import Abandon, ApproveRetry, CancelGroup, CloseGroup, Command, Launch, SetTradingState
+from engine.core.effects import Cancel, Commit, Effect, JournalWrites, Notify, Place, Query
 from engine.core.events import CancelAck, FillReport, OrderSnapshot, OrderUpdate, PlaceAck
 from engine.core.exposure import group_fills, net_cover_qty
 from engine.core.inputs import BrokerEvents, CancelAnswered, Input, LookedUp, Placed, PlaceUnsent
@@ -24,12 +24,14 @@ from engine.core.model import (
     TERMINAL_ORDER_STATUSES,
     EscalationStatus,
     GroupState,
+    IntentStatus,
     NodeStatus,
     OrderStatus,
     Purpose,
 )
+from engine.core.notices import EventRefused
 from engine.core.trading_state import TradingState
-from tests.core.stepkit import RISK, TRADER, Desk, of, spread
+from tests.core.stepkit import OPERATOR, RISK, TRADER, Desk, of, spread
 
 RANK = {s: i for i, s in enumerate(PATH)}
 
@@ -139,6 +141,8 @@ def venue_step(venue: Venue, data: st.DataObject) -> Input | Command | None:
         desk.advance(data.draw(st.sampled_from([50, 400, 1_500, 2_100, 5_100])))
         return None
     if kind == "command":
+        orphans = sorted(r.client_order_id for r in desk.state.book.orphans())
+        operator: list[Command] = [c for o in orphans for c in (ApproveRetry(o, OPERATOR), Abandon(o, OPERATOR))]
         command: Command = data.draw(
             st.sampled_from(
                 [
@@ -147,6 +151,7 @@ def venue_step(venue: Venue, data: st.DataObject) -> Input | Command | None:
                     SetTradingState(TradingState.ACTIVE, RISK),
                     CloseGroup("G1", TRADER),
                     CancelGroup("G2", TRADER),
+                    *operator,
                 ]
             )
         )
@@ -156,6 +161,8 @@ def venue_step(venue: Venue, data: st.DataObject) -> Input | Command | None:
 
 class Invariants:
     def __init__(self) -> None:
+        self.fills_seen: dict[str, int] = {}
+        self.escalation_ids: set[int] = set()
         self.placed: set[str] = set()
         self.filled: dict[str, int] = {}
         self.terminal: set[str] = set()
@@ -165,7 +172,9 @@ class Invariants:
         state = desk.state
         commits = of(effects, Commit)
         assert len(commits) <= 1 and (not commits or effects[0] is commits[0]), "one journal batch, first"
-        new_intents = commits[0].writes.intents_new if commits else {}
+        batch = commits[0].writes if commits else JournalWrites()
+        new_intents = batch.intents_new
+        self._journal_follows_state(desk, effects, batch)
         for place in of(effects, Place):
             coid = place.request.client_order_id
             assert coid in new_intents, f"1: {coid} placed without its intent in the batch before it"
@@ -190,6 +199,32 @@ class Invariants:
                 )
                 assert working or escalated, f"6: {gid} has uncovered exposure, unhedged and not escalated"
             self._fallbacks(rows)
+
+    def _journal_follows_state(self, desk: Desk, effects: list[Effect], batch: JournalWrites) -> None:
+        """What the state learnt in this step is in this step's batch: fills, their dedupe keys
+        (3: key and effect together), escalations, and a row for every refused event (4)."""
+        keys = {k for k, _, _ in batch.processed}
+        journaled: dict[str, int] = {}
+        for trade_id, coid, *_rest in batch.fills:
+            assert f"F:{trade_id}" in keys, f"3: fill {trade_id} journaled without its dedupe key"
+            journaled[coid] = journaled.get(coid, 0) + _rest[2]
+        for row in desk.state.book.intents.values():
+            grown = row.fills_qty - self.fills_seen.get(row.client_order_id, 0)
+            assert grown == journaled.get(row.client_order_id, 0), f"{row.client_order_id}: fills not journaled"
+            self.fills_seen[row.client_order_id] = row.fills_qty
+        new = set(desk.state.escalations) - self.escalation_ids
+        assert new == {e[0] for e in batch.escalations}, "an escalation raised but not journaled"
+        self.escalation_ids |= new
+        refused = [n for n in of(effects, Notify) if isinstance(n.event, EventRefused)]
+        assert len(batch.rejected) >= len(refused), "4: a refused event without its journal row"
+        attempts: dict[str, int] = {}
+        for row in desk.state.book.intents.values():
+            if row.order_status not in TERMINAL_ORDER_STATUSES and row.status not in (
+                IntentStatus.RETRY_APPROVED,
+                IntentStatus.ABANDONED,
+            ):
+                attempts[row.intent_id] = attempts.get(row.intent_id, 0) + 1
+        assert all(n == 1 for n in attempts.values()), f"2: two live attempts of one intent {attempts}"
 
     def _order_forward(self, row: IntentRow) -> None:
         coid = row.client_order_id
@@ -235,7 +270,7 @@ def test_invariants_hold_after_every_step_of_an_unruly_session(data: st.DataObje
         happening = venue_step(venue, data)
         if happening is None:
             effects = desk.tick()
-        elif isinstance(happening, (Launch, CancelGroup, CloseGroup, SetTradingState)):
+        elif isinstance(happening, (Launch, CancelGroup, CloseGroup, SetTradingState, ApproveRetry, Abandon)):
             effects = desk.give(happening)
         else:
             effects = desk.step(happening)

@@ -258,6 +258,10 @@ class Desk:
         self.failure = self.engine.failure
         self.last_seq = self.broker.last_seq
         self.rejected = await self.rejected_events()
+        try:
+            self.steps = await self.clock_steps()
+        except Exception:  # a journal without CLOCK rows (before schema 5) recorded none
+            self.steps = []
         await self.engine.stop()
         await self.broker.close()
         await self.journal.close()
@@ -301,6 +305,13 @@ class Desk:
         keys = ("from_state", "to_state", "filled_qty", "cause", "ts_exchange_ms", "ts_local_ns")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    async def clock_steps(self) -> list[tuple[str, str, str]]:
+        """The exchange clock steps the journal recorded: (offset before, after, cause)."""
+        rows = await self.journal.fetch(
+            "SELECT from_state, to_state, cause FROM transitions WHERE entity = 'CLOCK' ORDER BY id"
+        )
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
     async def rejected_events(self) -> list[dict[str, Any]]:
         cols = [str(r[1]) for r in await self.journal.fetch("PRAGMA table_info(rejected_events)")]
         rows = await self.journal.fetch(f"SELECT {', '.join(cols)} FROM rejected_events ORDER BY id")
@@ -321,9 +332,11 @@ class Desk:
 
         return await wait_for(fired, timeout_s) and self.engine.failure is None
 
-    async def settle(self, group_ids: list[str], timeout_s: float) -> bool:
-        """Until every group is HEDGED, terminal or in an open escalation, the engine is quiet, and
-        the journal's positions are the exchange's; False after ``timeout_s`` or if it stopped."""
+    async def settle(self, group_ids: list[str], timeout_s: float, *, final: dict[str, set[str]] | None = None) -> bool:
+        """Until every group is HEDGED, terminal or in an open escalation (a group in ``final``:
+        in one of those states, or escalated), the engine is quiet, and the journal's positions
+        are the exchange's; False after ``timeout_s`` or if the engine stopped."""
+        wanted = {g: (final or {}).get(g, SETTLED) for g in group_ids}
 
         async def done() -> bool:
             if self.engine.failure is not None:
@@ -331,7 +344,7 @@ class Desk:
             doc = await self.doc()
             escalated = {e["group_id"] for e in doc["escalations"] if e["status"] != "RESOLVED"}
             states = {g["group_id"]: g["state"] for g in doc["groups"]}
-            if not all(states.get(g) in SETTLED or g in escalated for g in group_ids):
+            if not all(states.get(g) in ok or g in escalated for g, ok in wanted.items()):
                 return False
             return self.engine.settled() and doc["positions"] == await self.broker.positions()
 

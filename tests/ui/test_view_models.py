@@ -26,6 +26,8 @@ from engine.core.model import (
     Side,
 )
 from engine.core.notices import (
+    BrokerUsability,
+    ClockStepped,
     EngineStopped,
     EscalationAcknowledged,
     EscalationRaised,
@@ -105,6 +107,9 @@ def test_every_notice_is_matched_on_the_event_class_and_escalation_news_rereads_
         (FeedError("connection reset"), "warning", "broker feed error (re-subscribing): connection reset"),
         (TradingStateChanged("HALTED", "rita"), "info", "trading is now HALTED (by rita)"),
         (RecoveryDone(4, 1, 2), "info", "recovery: 4 checked, 1 adopted, 2 orphaned"),
+        (ClockStepped(-60_000, -60_000), "warning", "the exchange clock stepped -60000 ms"),
+        (BrokerUsability(False, "no answer for 10000 ms"), "error", "broker UNUSABLE: no answer"),
+        (BrokerUsability(True, "answers again"), "info", "broker usable again"),
         (
             EscalationRaised(7, EscalationKind.ORPHANED_INTENT, Severity.CRITICAL, "G", "C1", "R", 75, ""),
             "warning",

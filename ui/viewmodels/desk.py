@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from engine.core.model import OrderStatus
 from engine.core.notices import (
     ESCALATION_NEWS,
+    BrokerUsability,
+    ClockStepped,
     EngineEvent,
     EngineStopped,
     EscalationRaised,
@@ -75,6 +77,12 @@ def notice_for(event: EngineEvent) -> Notice | None:
             return Notice("info", f"trading is now {state} (by {by})")
         case RecoveryDone(checked=checked, adopted=adopted, orphaned=orphaned):
             return Notice("info", f"recovery: {checked} checked, {adopted} adopted, {orphaned} orphaned")
+        case ClockStepped(delta_ms=delta):
+            return Notice("warning", f"the exchange clock stepped {delta:+d} ms; deadlines keep running in broker time")
+        case BrokerUsability(usable=False, reason=reason):
+            return Notice("error", f"broker UNUSABLE: {reason}")
+        case BrokerUsability(reason=reason):
+            return Notice("info", f"broker usable again: {reason}")
     return None
 
 
