@@ -179,6 +179,7 @@ class Book:
     stop_asked: dict[str, int] = field(default_factory=dict)  # stop coid -> broker ms a lookup went out
     stop_escalated: set[str] = field(default_factory=set)  # stops whose unconfirmed cancel was escalated
     cancel_escalated: set[str] = field(default_factory=set)  # leg/hedge orders whose cancel never confirmed
+    contradicted: set[str] = field(default_factory=set)  # orders the broker's answer contradicts (escalated)
     watched: dict[str, IntentRow] = field(default_factory=dict)  # insertion-ordered: timers walk it
     unsettled: set[str] = field(default_factory=set)
     _by_group: dict[str, dict[str, IntentRow]] = field(default_factory=dict)
@@ -250,11 +251,14 @@ class Book:
             or r.status in (IntentStatus.PENDING, IntentStatus.UNKNOWN)
             or (r.purpose in _EXIT_SIDE and _in_play(r))
             for r in rows
-            if r.status is not IntentStatus.ORPHANED
+            if r.status is not IntentStatus.ORPHANED and not self.cancel_stuck(r)
         )
 
     def cancel_stuck(self, row: IntentRow) -> bool:
-        """A cancel the broker never confirmed, escalated: a person must look (it may still fill)."""
+        """Escalated, waiting on a person: a cancel the broker never confirmed (it may still fill),
+        or an order whose reports the broker's own answer contradicts."""
+        if row.client_order_id in self.contradicted:
+            return row.fills_qty < row.filled_qty or is_working(row.order_status)
         return row.client_order_id in self.cancel_escalated and row.order_status is OrderStatus.PENDING_CANCEL
 
     def resettle(self, group_ids: Iterable[str]) -> None:

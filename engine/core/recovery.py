@@ -23,7 +23,14 @@ from engine.core.events import OrderSnapshot
 from engine.core.ingest import adopt_broker_id, apply_events, snapshot_events
 from engine.core.inputs import LookedUp
 from engine.core.intents import ORPHANABLE
-from engine.core.model import TERMINAL_GROUP_STATES, EscalationKind, IntentStatus, OrderStatus, Severity
+from engine.core.model import (
+    TERMINAL_GROUP_STATES,
+    TERMINAL_ORDER_STATUSES,
+    EscalationKind,
+    IntentStatus,
+    OrderStatus,
+    Severity,
+)
 from engine.core.notices import FeedError, RecoveryDone
 
 UNFINISHED = frozenset({IntentStatus.PENDING, IntentStatus.SENT, IntentStatus.UNKNOWN, IntentStatus.ORPHANED})
@@ -94,10 +101,36 @@ def looked_up(ctx: StepContext, answer: LookedUp) -> None:
         and row.order_status is OrderStatus.PENDING_CANCEL
         and snapshot.status in LIVE_AT_BROKER
         and row.broker_order_id
-        and row.client_order_id not in ctx.book.cancel_escalated
+        and not row.cancel_resent
     ):
+        row.cancel_resent = True  # once: a venue that keeps ignoring it is escalated, not spammed
         ctx.send_cancel(row)  # our cancel never arrived (crash, drop): again
     apply_events(ctx, snapshot_events(snapshot), answer.known_keys)
+    _contradicted(ctx, row, snapshot)
+
+
+def _contradicted(ctx: StepContext, row: IntentRow, snapshot: OrderSnapshot) -> None:
+    """The broker's own answer says less than an earlier report did (a status that ran ahead of
+    its fills, or a lie): states never move back, so a person is told, the quantity nobody
+    confirms is named, and an order the broker says is still live is cancelled."""
+    claimed, confirmed = row.filled_qty, snapshot.filled_qty
+    # live at the broker while a report made it terminal here (PENDING_CANCEL is not terminal:
+    # a live order there is a cancel still on its way, which the cancel path handles)
+    live = snapshot.status in LIVE_AT_BROKER and row.order_status in TERMINAL_ORDER_STATUSES
+    if (confirmed >= claimed and not live) or row.client_order_id in ctx.book.contradicted:
+        return
+    ctx.book.contradicted.add(row.client_order_id)
+    unconfirmed = max(0, claimed - confirmed)
+    why = (
+        f"{row.client_order_id} ({row.side.value} {row.qty} {row.symbol}): a report said {row.order_status.value} "
+        f"{claimed}, the broker's own answer says {snapshot.status.value} {confirmed}; {unconfirmed} are not "
+        "confirmed by any fill. Nothing is sized on them"
+        + ("; the order is live at the broker and is being cancelled" if live else "")
+    )
+    ctx.escalate_once(row.group_id, row.client_order_id, EscalationKind.MANUAL_ACTION, row.symbol, unconfirmed, why)
+    ctx.touch(row.group_id)
+    if live and row.broker_order_id:
+        ctx.send_cancel(row)  # once; cancels always pass; the order is ours by the broker's own id
 
 
 def trusted_snapshot(ctx: StepContext, row: IntentRow, snapshot: OrderSnapshot) -> bool:

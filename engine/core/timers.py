@@ -75,6 +75,8 @@ def _cancel_overdue(ctx: StepContext, row: IntentRow) -> bool:
         if row.broker_order_id:
             ctx.send_cancel(row)
         return True
+    if now_ms < asked + 2 * wait:
+        return False  # re-sent (here, or by a lookup that found it live): wait for the answer
     if now_ms >= asked + 2 * wait and row.client_order_id not in ctx.book.cancel_escalated:
         ctx.book.cancel_escalated.add(row.client_order_id)
         open_qty = row.qty - row.filled_qty

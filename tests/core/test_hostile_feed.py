@@ -299,3 +299,21 @@ def test_anchor_is_asked_only_once_while_its_answer_is_out() -> None:
     desk = Desk()
     desk.state.clock.anchor_exchange_ms = None
     assert len(of(desk.tick(), AnchorClock)) == 1 and of(desk.tick(), AnchorClock) == []
+
+
+def test_a_status_the_brokers_own_answer_contradicts_is_escalated_and_the_live_order_cancelled() -> None:
+    """A FILLED 375 report with the real broker id, while the broker really has 150 filled and the
+    rest working: states never move back, so the 225 nobody confirms is put in front of a person,
+    nothing is sized on it, and the order the broker says is live is cancelled."""
+    desk = Desk()
+    coid = launched(desk)
+    desk.fill(coid, 150)
+    desk.events(OrderUpdate(desk.bid(coid), coid, OrderStatus.FILLED, 375, desk.broker_ms))
+    desk.advance(301)
+    (query,) = of(desk.tick(), Query)
+    effects = desk.looked_up(query, OrderStatus.PARTIALLY_FILLED)  # the truth: 150, still working
+    (escalation,) = notices(effects, EscalationRaised)
+    assert escalation.kind is EscalationKind.MANUAL_ACTION and escalation.unhedged_qty == 225
+    (cancel,) = of(effects, Cancel)
+    assert cancel.broker_order_id == desk.bid(coid) and of(effects, Place) == []
+    assert desk.group().waiting_on_person and desk.state.book.settled(), "waiting on a person, not silent"

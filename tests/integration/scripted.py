@@ -113,9 +113,6 @@ def rests_partly(symbol: str = HEDGE, *then: dict[str, Any], lots: int = 2, nth:
     }
 
 
-REFILL = {"market": {"symbol": HEDGE, "lots_per_level": 20, "levels": 5}, "when": "after"}
-
-
 def refills_on_cancel(symbol: str = HEDGE, *then: dict[str, Any], nth: int = 1) -> dict[str, Any]:
     """After the nth cancel of an order on ``symbol`` the book is deep again (a child order fills).
     ``then``: more actions of the same rule."""
@@ -185,6 +182,10 @@ class ScriptedExchange(ExchangeProcess):
                 break
         self.stop()
         raise AssertionError(f"exchange did not start within {timeout_s}s:\n{self.log.read_text()}")
+
+    def firings(self) -> list[int]:
+        """The script's rules in the order they fired (from the exchange's log)."""
+        return [int(n) for n in re.findall(r"script rule (\d+) fired", self.log.read_text())]
 
     async def finish(self) -> Truth:
         """Stop the exchange (it saves) and read its own record of the day."""
@@ -359,6 +360,7 @@ class Findings:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.notes: list[str] = []  # context shown with the problems, if there are any
 
     def check(self, ok: bool, problem: str) -> bool:
         if not ok:
@@ -366,7 +368,7 @@ class Findings:
         return ok
 
     def report(self) -> None:
-        assert not self.problems, "\n- " + "\n- ".join(self.problems)
+        assert not self.problems, "\n- " + "\n- ".join(self.problems) + "".join(f"\n  ({n})" for n in self.notes)
 
 
 @dataclass(frozen=True)
@@ -415,9 +417,13 @@ def exposure_path(truth: Truth, group: dict[str, Any]) -> list[tuple[str, int, i
 def check_hostile(
     findings: Findings, desk: Desk, truth: Truth, groups: list[dict[str, Any]], *, served: str | None
 ) -> None:
-    """The five invariants of issue 9 (plus: the engine did not stop, and no order is left working
-    at the exchange without a person knowing). ``served``: the bystander, which must be HEDGED."""
+    """The five invariants of issue 9, plus: the engine did not stop, no order is left working at
+    the exchange and no group is left unfinished without a person knowing (an open escalation).
+    ``served``: the bystander, which must be HEDGED."""
     doc = desk.final
+    findings.notes.append(
+        "groups at the end: " + "; ".join(f"{g['group_id']} {g['state']} {g['reason']}".strip() for g in doc["groups"])
+    )
     findings.check(desk.failure is None, f"the engine stopped: {desk.failure!r}")
     for problem in desk.problems:
         findings.check(False, problem)
@@ -453,13 +459,23 @@ def check_hostile(
             f"{legs.group_id}: {uncovered} short unhedged at the exchange, open escalations cover {escalated}",
         )
     named = " ".join(f"{e.get('client_order_id') or ''} {e.get('reason') or ''}" for e in open_escalations)
+    journaled = {i["client_order_id"]: i for i in doc["intents"]}
     for o in truth.orders:
         if o.status.value in WORKING and o.client_order_id not in named:
+            mine = journaled.get(o.client_order_id, {})
             findings.check(
                 False,
                 f"order {o.broker_order_id} ({o.client_order_id}, {o.side.value} {o.qty} {o.symbol}) is left "
-                f"{o.status.value} at the exchange with {o.filled_qty} filled and no open escalation names it",
+                f"{o.status.value} at the exchange with {o.filled_qty} filled and no open escalation names it "
+                f"(the journal has it {mine.get('order_status')} {mine.get('filled_qty')})",
             )
+    escalated_groups = {e["group_id"] for e in open_escalations}
+    silent = [
+        f"{g['group_id']} {g['state']}"
+        for g in doc["groups"]
+        if g["state"] not in SETTLED and g["group_id"] not in escalated_groups
+    ]
+    findings.check(not silent, f"group(s) stuck in silence (neither HEDGED, terminal nor escalated): {silent}")
     if served is not None:
         state = next((g["state"] for g in doc["groups"] if g["group_id"] == served), None)
         findings.check(state == "HEDGED", f"the well-behaved group {served} did not reach HEDGED (it is {state})")
@@ -476,4 +492,4 @@ def elapsed_ms(transitions: list[dict[str, Any]], start: Callable[[dict[str, Any
     last = next((t for t in transitions if t["to_state"] == end), None)
     if first is None or last is None:
         return None
-    return (last["ts_local_ns"] - first["ts_local_ns"]) / 1e6
+    return (int(last["ts_local_ns"]) - int(first["ts_local_ns"])) / 1e6
