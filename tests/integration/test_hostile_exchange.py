@@ -256,6 +256,16 @@ async def reacted(desk: Desk, seconds: float = 5) -> None:
     await wait_for(moved, seconds)
 
 
+async def victim_then_bystander(f: Findings, desk: Desk) -> None:
+    """The usual run: the victim group meets the script's first rule, the engine reacts, and a
+    well-behaved bystander launched afterwards must still be served."""
+    await desk.launch(victim())
+    played(f, await desk.wait_fired(1), 1)
+    await reacted(desk)
+    await desk.launch(bystander())
+    await desk.settle(["V", "B"], SETTLE_S)
+
+
 def played(f: Findings, fired: bool, rule: int) -> None:
     f.check(
         fired, f"script rule {rule} never fired: the engine never sent what it answers, so the sequence was not played"
@@ -400,11 +410,7 @@ async def test_class1_neighbour_a_status_ahead_of_its_fills_never_sizes_the_risk
     )
     f = Findings()
     async with Desk(tmp_path, ex.url) as desk:
-        await desk.launch(victim())
-        played(f, await desk.wait_fired(1), 1)
-        await reacted(desk)
-        await desk.launch(bystander())
-        await desk.settle(["V", "B"], SETTLE_S)
+        await victim_then_bystander(f, desk)
     truth = await ex.finish()
     order = [n for n in ex.firings() if n in (3, 4, 5)]
     f.check(
@@ -828,11 +834,7 @@ async def test_class5_a_negative_fill_and_a_negative_status_are_journaled_and_co
     )
     f = Findings()
     async with Desk(tmp_path, ex.url) as desk:
-        await desk.launch(victim())
-        played(f, await desk.wait_fired(1), 1)
-        await reacted(desk)
-        await desk.launch(bystander())
-        await desk.settle(["V", "B"], SETTLE_S)
+        await victim_then_bystander(f, desk)
     truth = await ex.finish()
     malformed_kept(f, desk, truth, 2)
     f.check(len(mentions(desk.rejected, "-75")) >= 2, "the raw payloads with -75 are not kept in rejected_events")
@@ -860,11 +862,7 @@ async def test_class5_neighbour_nan_oversized_unknown_status_and_wrong_types(
     )
     f = Findings()
     async with Desk(tmp_path, ex.url) as desk:
-        await desk.launch(victim())
-        played(f, await desk.wait_fired(1), 1)
-        await reacted(desk)
-        await desk.launch(bystander())
-        await desk.settle(["V", "B"], SETTLE_S)
+        await victim_then_bystander(f, desk)
     truth = await ex.finish()
     malformed_kept(f, desk, truth, 5, bound=100_000)
     victim_hedged(f, desk)
