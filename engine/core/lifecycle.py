@@ -17,6 +17,7 @@ from engine.core.model import (
     GroupState,
     IntentStatus,
     LegRole,
+    Purpose,
 )
 from engine.core.order_fsm import is_working
 
@@ -75,7 +76,7 @@ def leg_progress(leg: LegSpec, orders: Iterable[OrderView]) -> LegProgress:
     filled = waves = 0
     working = orphaned = abandoned = False
     for o in orders:
-        if o.role is not leg.role or o.purpose != "LEG" or o.held:
+        if o.role is not leg.role or o.purpose != Purpose.LEG or o.held:
             continue  # an order held back at sending was never a wave: the next one takes its number
         waves = max(waves, o.wave)
         status = o.intent_status
