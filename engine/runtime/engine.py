@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import getpass
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -175,7 +178,9 @@ class Engine:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, *, resume: bool = True) -> None:
-        """Recover (the same path for a clean start and after a crash), then run."""
+        """Take the journal's lease (one engine per journal), recover (the same path for a clean
+        start and after a crash), then run."""
+        self.journal.take_lease(f"pid {os.getpid()} of {getpass.getuser()} on {socket.gethostname()}")
         if not self.lockstep:
             # Subscribe before asking the broker anything, so nothing falls between lookup and feed.
             feed = self.broker.events()

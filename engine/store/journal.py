@@ -9,7 +9,9 @@ Guarantees:
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -42,6 +44,7 @@ class Journal:
         self.path = path
         self.schema_version = 0
         self._depth = 0
+        self._lease: int | None = None
         self.synchronous = "FULL"  # the level of a durable commit (an intent, a command, an alert)
         self._mode = "FULL"
         self.commits = 0
@@ -74,11 +77,39 @@ class Journal:
         return journal
 
     async def close(self) -> None:
+        self.release_lease()
         await self._conn.close()
 
     async def abort(self) -> None:
         """Drop the connection without committing (crash simulation): SQLite rolls back."""
+        self.release_lease()
         await self._conn.close()
+
+    def take_lease(self, holder: str) -> None:
+        """Become the one engine of this journal: an exclusive OS lock on ``<journal>.lease``, held
+        until close (the OS drops it if the process dies, so a crash never leaves it stuck).
+        Raises JournalError naming the holder when another engine has it. Readers (desks,
+        ``journal --json``) never need it."""
+        if self._lease is not None:
+            return
+        lease_path = self.path.with_name(self.path.name + ".lease")
+        fd = os.open(lease_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held_by = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise JournalError(
+                f"journal {self.path} already has an engine ({held_by}); one engine per journal: stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode()[:500], 0)
+        self._lease = fd
+
+    def release_lease(self) -> None:
+        if self._lease is not None:
+            os.close(self._lease)  # closing the descriptor drops the lock
+            self._lease = None
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[None]:

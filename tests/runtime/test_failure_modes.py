@@ -136,3 +136,22 @@ async def test_an_approved_retry_and_the_closed_orphan_commit_together(harness: 
 
 def spec_hedge() -> str:
     return group("X").hedge.symbol
+
+
+async def test_a_second_engine_on_the_same_journal_is_refused_naming_the_first(harness: Harness) -> None:
+    """One engine per journal: two deciding engines on one file corrupted it (issue 10's first
+    finding). The lease is an OS lock, so a crashed holder never leaves it stuck."""
+    from engine.runtime.engine import Engine
+    from engine.store.journal import Journal
+    from engine.store.migrations import JournalError
+
+    await harness.start()
+    second = await Journal.open(harness.db)
+    try:
+        other = Engine(second, harness.broker, harness.catalog)  # type: ignore[arg-type]
+        with pytest.raises(JournalError, match=r"already has an engine \(pid \d+ of .* on .*\); one engine per journal"):
+            await other.start()
+    finally:
+        await second.close()
+    await harness.crash()  # the holder dies: the OS drops its lock
+    assert (await harness.start()) is not None
