@@ -149,7 +149,8 @@ async def test_a_second_engine_on_the_same_journal_is_refused_naming_the_first(h
     second = await Journal.open(harness.db)
     try:
         other = Engine(second, harness.broker, harness.catalog)  # type: ignore[arg-type]
-        with pytest.raises(JournalError, match=r"already has an engine \(pid \d+ of .* on .*\); one engine per journal"):
+        held = r"already has an engine \(pid \d+ of .* on .*\); one engine per journal"
+        with pytest.raises(JournalError, match=held):
             await other.start()
     finally:
         await second.close()
