@@ -181,10 +181,9 @@ class Journal:
         )
 
     async def insert_intent(self, row: IntentRow) -> None:
-        marks = ",".join("?" * len(INTENT_COLUMNS))
-        await self._conn.execute(
-            f"INSERT INTO intents ({','.join(INTENT_COLUMNS)}) VALUES ({marks})", intent_values(row)
-        )
+        batch = JournalWrites()
+        batch.intents_new[row.client_order_id] = row
+        await self.flush(batch)
 
     async def bump_counter(self, name: str, by: int = 1) -> None:
         await self._conn.execute(
@@ -204,11 +203,9 @@ class Journal:
         detail: dict[str, Any],
         outcome: str,
     ) -> None:
-        await self._conn.execute(
-            "INSERT INTO audit_log (ts_local_ns, ts_wall_ms, os_user, role, command, target, detail_json,"
-            " outcome) VALUES (?,?,?,?,?,?,?,?)",
-            (now_ns, wall_ms, os_user, role, command, target, json.dumps(detail, sort_keys=True), outcome),
-        )
+        batch = JournalWrites()
+        batch.audit(now_ns, wall_ms, os_user, role, command, target, detail, outcome)
+        await self.flush(batch)
 
     async def flush(self, batch: JournalWrites) -> None:
         """Write a step's batch (inside transaction()): one executemany per table."""

@@ -885,6 +885,17 @@ def cancel_unconfirmed(f: Findings, desk: Desk, hedge: dict[str, Any], qty: int)
         f.check(e["unhedged_qty"] == qty, f"the escalation says {e['unhedged_qty']} may still fill, not {qty}")
 
 
+async def until_cancel_escalated(f: Findings, desk: Desk) -> tuple[bool, dict[str, int]]:
+    """The victim's cancel meets rule 2; a bystander is launched; wait for the escalation, then
+    for both groups to settle. (settled, the exchange's counters)."""
+    await desk.launch(victim())
+    played(f, await desk.wait_fired(2), 2)
+    await desk.launch(bystander())
+    await escalated(desk, 20)
+    settled = await desk.settle(["V", "B"], 5)
+    return settled, await desk.server_stats()
+
+
 async def escalated(desk: Desk, seconds: float) -> bool:
     async def raised() -> bool:
         doc = await desk.doc()
@@ -908,12 +919,7 @@ async def test_class6_a_cancel_never_confirmed_is_asked_again_resent_once_then_e
     )
     f = Findings()
     async with Desk(tmp_path, ex.url) as desk:
-        await desk.launch(victim())
-        played(f, await desk.wait_fired(2), 2)
-        await desk.launch(bystander())
-        await escalated(desk, 20)
-        settled = await desk.settle(["V", "B"], 5)
-        stats = await desk.server_stats()
+        settled, stats = await until_cancel_escalated(f, desk)
     truth = await ex.finish()
     hedge = first_hedge(desk)
     cancel_unconfirmed(f, desk, hedge, 375 - 150)
@@ -952,12 +958,7 @@ async def test_class6_neighbour_a_cancel_the_venue_never_carries_out_is_escalate
     )
     f = Findings()
     async with Desk(tmp_path, ex.url) as desk:
-        await desk.launch(victim())
-        played(f, await desk.wait_fired(2), 2)
-        await desk.launch(bystander())
-        await escalated(desk, 20)
-        settled = await desk.settle(["V", "B"], 5)
-        stats = await desk.server_stats()
+        settled, stats = await until_cancel_escalated(f, desk)
     truth = await ex.finish()
     hedge = first_hedge(desk)
     cancel_unconfirmed(f, desk, hedge, 375 - 150)

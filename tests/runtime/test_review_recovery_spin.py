@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core.model import IntentStatus, OrderStatus
+from engine.core.recovery import RECOVERY_TRIES
 from tests.runtime.harness import TRADER, Harness, SimulatedCrash, crash_at, group
 
 
@@ -30,8 +32,11 @@ async def test_start_does_not_spin_when_the_broker_cannot_answer(harness: Harnes
 
     broker.find = down  # type: ignore[method-assign]
     try:
-        await harness.start()
+        engine = await harness.start()
     except Spinning:
         pytest.fail("Engine.start() asked the broker 10,000 times in a row without yielding and never returned")
-    except ConnectionError:
-        pass  # the old behaviour: the error reaches the caller
+    assert calls == RECOVERY_TRIES, f"recovery asked {calls} times, not {RECOVERY_TRIES}"
+    (row,) = engine.book.intents.values()
+    assert row.order_status is OrderStatus.UNKNOWN and row.status is IntentStatus.UNKNOWN
+    assert engine.state.resumed and not engine.state.recovering, "recovery ended; timers now ask, with backoff"
+    assert engine.failure is None
