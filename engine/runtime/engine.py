@@ -16,10 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import getpass
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -177,10 +174,10 @@ class Engine:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, *, resume: bool = True) -> None:
+    async def start(self, *, resume: bool = True, standby: bool = False) -> None:
         """Take the journal's lease (one engine per journal), recover (the same path for a clean
         start and after a crash), then run."""
-        self.journal.take_lease(f"pid {os.getpid()} of {getpass.getuser()} on {socket.gethostname()}")
+        await self.journal.take_lease(wait=standby)
         if not self.lockstep:
             # Subscribe before asking the broker anything, so nothing falls between lookup and feed.
             feed = self.broker.events()

@@ -95,7 +95,10 @@ async def load_state(
         if kind == EscalationKind.SL_UNCONFIRMED.value and status != EscalationStatus.RESOLVED.value:
             book.stop_escalated.add(str(coid))
     next_id = await j.fetch("SELECT COALESCE(MAX(escalation_id), 0) FROM escalations")
-    seq = await j.fetch("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name='escalations'")
-    state.next_escalation_id = max(int(next_id[0][0]), int(seq[0][0])) + 1
+    used = int(next_id[0][0])
+    if j.dialect == "sqlite":  # AUTOINCREMENT never reuses an id, even one whose row is gone
+        seq = await j.fetch("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name='escalations'")
+        used = max(used, int(seq[0][0]))
+    state.next_escalation_id = used + 1
     book.resettle(set(book.groups) | {r.group_id for r in rows})
     return state

@@ -9,12 +9,11 @@ Guarantees:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,9 @@ from engine.core.effects import JournalWrites
 from engine.core.groups import GroupSpec
 from engine.core.hedge_tree import NodeKind, NodeStatus
 from engine.core.model import GroupState, Side
-from engine.store.migrations import MIGRATIONS_DIR, JournalError, migrate
+from engine.store.db import Db, PgDb, SqliteDb, is_postgres, redact
+from engine.store.lease import Fenced, FileLease, Lease, PgLease
+from engine.store.migrations import MIGRATIONS_DIR, JournalError, migrate, migrate_pg
 from engine.store.rows import (
     INTENT_COLUMNS,
     NODE_COLUMNS,
@@ -35,16 +36,31 @@ from engine.store.rows import (
     node_values,
 )
 
+
+def _create_private(path: Path) -> None:
+    """A new journal file is readable and writable by its owner only (mode 0600)."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _pg_reason(exc: BaseException) -> str:
+    """libpq's message, first line only (it never holds the password, but a long DSN echo might)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 
 
 class Journal:
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        self._conn = conn
-        self.path = path
+    def __init__(self, db: Db, path: Path | None) -> None:
+        self.db = db
+        self.path = path  # the SQLite file; None on PostgreSQL
+        self.where = db.where  # for messages: the file, or the URL without its password
         self.schema_version = 0
         self._depth = 0
-        self._lease: int | None = None
+        self.lease: Lease | None = None
+        self.epoch: int | None = None  # set while this journal's lease is ours (the engine)
+        self.commit_seq = 0  # the lease row's sequence after this engine's last commit
         self.synchronous = "FULL"  # the level of a durable commit (an intent, a command, an alert)
         self._mode = "FULL"
         self.commits = 0
@@ -53,14 +69,32 @@ class Journal:
         # taking commands: its in-memory book may already hold what the journal just dropped.
         self.on_rollback: Callable[[BaseException], None] | None = None
 
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
     @classmethod
-    async def open(cls, path: Path, *, synchronous: str = "FULL", migrations_dir: Path = MIGRATIONS_DIR) -> Journal:
+    async def open(
+        cls,
+        target: Path | str,
+        *,
+        synchronous: str = "FULL",
+        migrations_dir: Path = MIGRATIONS_DIR,
+        apply_migrations: bool | None = None,
+    ) -> Journal:
+        """Open a journal: a SQLite file (created with mode 0600 and migrated) or a
+        ``postgresql://`` URL (its schema is created and upgraded by ``db init``, which needs an
+        administrator; an engine or desk only checks it is the version this code knows)."""
         if synchronous not in SYNCHRONOUS_MODES:
             raise JournalError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}")
+        if is_postgres(target):
+            return await cls._open_pg(str(target), synchronous, migrations_dir, bool(apply_migrations))
+        path = Path(target)
         if path.parent and not path.parent.exists():
             raise JournalError(f"directory {path.parent} for journal {path} does not exist")
+        _create_private(path)
         conn = await aiosqlite.connect(str(path), isolation_level=None)
-        journal = cls(conn, path)
+        journal = cls(SqliteDb(conn, path), path)
         journal.synchronous = journal._mode = synchronous
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
@@ -76,40 +110,56 @@ class Journal:
             raise
         return journal
 
+    @classmethod
+    async def _open_pg(cls, url: str, synchronous: str, migrations_dir: Path, apply: bool) -> Journal:
+        try:
+            db = await PgDb.connect(url)
+        except Exception as exc:
+            raise JournalError(f"cannot connect to {redact(url)}: {_pg_reason(exc)}") from None
+        journal = cls(db, None)
+        journal.synchronous = journal._mode = synchronous
+        try:
+            # synchronous_commit=on waits for the local WAL flush: SQLite's FULL. Every broker
+            # call follows a commit made at this level (the default; never off, see README).
+            await db.execute("SET synchronous_commit = on")
+            journal.schema_version = await migrate_pg(db, migrations_dir, apply=apply)
+        except BaseException:
+            await db.close()
+            raise
+        return journal
+
     async def close(self) -> None:
         self.release_lease()
-        await self._conn.close()
+        await self.db.close()
 
     async def abort(self) -> None:
-        """Drop the connection without committing (crash simulation): SQLite rolls back."""
+        """Drop the connection without committing (crash simulation): the database rolls back."""
         self.release_lease()
-        await self._conn.close()
+        await self.db.close()
 
-    def take_lease(self, holder: str) -> None:
-        """Become the one engine of this journal: an exclusive OS lock on ``<journal>.lease``, held
-        until close (the OS drops it if the process dies, so a crash never leaves it stuck).
-        Raises JournalError naming the holder when another engine has it. Readers (desks,
-        ``journal --json``) never need it."""
-        if self._lease is not None:
-            return
-        lease_path = self.path.with_name(self.path.name + ".lease")
-        fd = os.open(lease_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            held_by = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise JournalError(
-                f"journal {self.path} already has an engine ({held_by}); one engine per journal: stop it first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode()[:500], 0)
-        self._lease = fd
+    async def take_lease(self, *, wait: bool = False) -> int:
+        """Become the one engine of this journal (see engine.store.lease); returns the epoch.
+        Raises LeaseHeld naming the holder when another engine has it, or with ``wait`` (a
+        standby) waits until it is free. Readers (desks, ``journal --json``) never need it."""
+        if self.lease is None:
+            self.lease = FileLease(self.path) if self.path is not None else PgLease(self._url())
+        self.epoch = await self.lease.acquire(self.db, wait=wait)
+        return self.epoch
+
+    def _url(self) -> str:
+        assert isinstance(self.db, PgDb)
+        return self.db.url
 
     def release_lease(self) -> None:
-        if self._lease is not None:
-            os.close(self._lease)  # closing the descriptor drops the lock
-            self._lease = None
+        if self.lease is not None:
+            self.lease.release()
+        self.epoch = None
+
+    async def engine_alive(self) -> bool:
+        """Does some engine hold this journal's lease right now?"""
+        if self.path is not None:
+            return FileLease.held(self.path)
+        return await PgLease.held(self.db)
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[None]:
@@ -117,28 +167,44 @@ class Journal:
         (FULL: survives power loss). A non-durable commit uses NORMAL: it survives the
         application crashing, and the next durable commit syncs it too (the WAL is appended in
         order), so a power cut can only lose a suffix of non-durable commits: event effects the
-        engine re-derives from the broker at recovery, never an intent or a person's command."""
+        engine re-derives from the broker at recovery, never an intent or a person's command.
+        While this journal holds the lease, each transaction is fenced by its epoch."""
         if self._depth:
             raise JournalError("nested transaction")
         self._depth = 1
         mode = self.synchronous if durable else "NORMAL"
-        if mode != self._mode:
-            await self._conn.execute(f"PRAGMA synchronous={mode}")
+        db = self.db
+        if db.dialect == "sqlite" and mode != self._mode:
+            await db.execute(f"PRAGMA synchronous={mode}")
             self._mode = mode
-        await self._conn.execute("BEGIN IMMEDIATE")
-        # A step's batch holds rows that refer to each other both ways (a node and its
-        # escalation); foreign keys are checked at COMMIT, still all or nothing.
-        await self._conn.execute("PRAGMA defer_foreign_keys=ON")
+        await db.begin()
         try:
+            if db.dialect == "postgresql" and mode == "NORMAL":
+                await db.execute("SET LOCAL synchronous_commit = off")
+            if self.epoch is not None:
+                rows = await db.fetch(
+                    "UPDATE lease SET commit_seq=commit_seq+1 WHERE id=1 AND epoch=? RETURNING commit_seq",
+                    (self.epoch,),
+                )
+                if not rows:
+                    raise Fenced(
+                        f"journal {self.where}: another engine took the lease (this one had epoch {self.epoch});"
+                        " nothing was written, and this engine stops"
+                    )
+                seq = int(rows[0][0])
+                if db.dialect == "postgresql":
+                    await db.execute("SELECT pg_notify('td_journal', ?)", (str(seq),))
             yield
         except BaseException as exc:
-            if self._conn.in_transaction:
-                await self._conn.execute("ROLLBACK")
+            if db.in_transaction:
+                await db.rollback()
             if self.on_rollback is not None:
                 self.on_rollback(exc)
             raise
         else:
-            await self._conn.execute("COMMIT")
+            await db.commit()
+            if self.epoch is not None:
+                self.commit_seq = seq
             self.commits += 1
             self.durable_commits += mode in ("FULL", "EXTRA")
         finally:
@@ -147,7 +213,7 @@ class Journal:
     # --- writes (inside transaction()) -----------------------------------------------------
 
     async def insert_group(self, spec: GroupSpec, state: GroupState, reason: str, now_ns: int) -> None:
-        await self._conn.execute(
+        await self.db.execute(
             "INSERT INTO groups (group_id, template, state, reason, spec_json, ts_created_local_ns,"
             " ts_updated_local_ns, stop_trigger_paise) VALUES (?,?,?,?,?,?,?,?)",
             (
@@ -161,7 +227,7 @@ class Journal:
                 spec.stop_trigger_paise,
             ),
         )
-        await self._conn.executemany(
+        await self.db.executemany(
             "INSERT INTO legs (group_id, role, symbol, side, qty, lot_size, tick_paise, freeze_qty,"
             " limit_price_paise) VALUES (?,?,?,?,?,?,?,?,?)",
             [
@@ -186,7 +252,7 @@ class Journal:
         await self.flush(batch)
 
     async def bump_counter(self, name: str, by: int = 1) -> None:
-        await self._conn.execute(
+        await self.db.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=value+?",
             (name, by, by),
         )
@@ -209,7 +275,7 @@ class Journal:
 
     async def flush(self, batch: JournalWrites) -> None:
         """Write a step's batch (inside transaction()): one executemany per table."""
-        c = self._conn
+        c = self.db
         for group in batch.groups_new.values():
             await self.insert_group(group.spec, group.state, group.reason, batch.now_ns)
         group_rows = [*batch.groups_new.values(), *batch.groups.values()]
@@ -358,7 +424,7 @@ class Journal:
         return out
 
     async def set_setting(self, key: str, value: str) -> None:
-        await self._conn.execute(
+        await self.db.execute(
             "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (key, value),
         )
@@ -370,7 +436,7 @@ class Journal:
     # --- reads ------------------------------------------------------------------------------
 
     async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in await self._conn.execute_fetchall(sql, params)]
+        return await self.db.fetch(sql, params)
 
     async def load_intents(self, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[IntentRow]:
         rows = await self.fetch(f"SELECT {','.join(INTENT_COLUMNS)} FROM intents WHERE {where} ORDER BY rowid", params)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from engine.store.db import Db
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _NAME_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
@@ -102,3 +104,71 @@ async def _apply(conn: aiosqlite.Connection, mig: Migration, where: str) -> None
         ) from exc
     finally:
         await conn.execute("PRAGMA foreign_keys=ON")
+
+
+PG_DIR = "postgresql"
+
+
+def discover_pg(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The same versions as SQLite's, each from ``postgresql/NNN_name.sql`` where the dialects
+    differ and from the shared file where they don't."""
+    out = []
+    for mig in discover(directory):
+        own = directory / PG_DIR / f"{mig.version:03d}_{mig.name}.sql"
+        out.append(Migration(mig.version, mig.name, own.read_text(encoding="utf-8")) if own.exists() else mig)
+    return out
+
+
+async def migrate_pg(db: Db, directory: Path = MIGRATIONS_DIR, *, apply: bool) -> int:
+    """PostgreSQL: check the schema is the one this code knows; with ``apply`` (``db init``, an
+    administrator's login) create or upgrade it, each migration in its own transaction."""
+    known = discover_pg(directory)
+    newest_known = known[-1].version if known else 0
+    has_ledger = await db.fetch("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not has_ledger[0][0]:
+        tables = await db.fetch("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+        if int(tables[0][0]) and apply:
+            raise JournalError(f"{db.where} has tables but no schema_migrations: it is not a Trading Desk journal")
+        if not apply:
+            raise JournalError(
+                f"{db.where} has no Trading Desk journal yet: an administrator creates it with"
+                f" `trading-desk db init --db {db.where}`"
+            )
+        await db.execute(_LEDGER.replace("INTEGER", "BIGINT"))
+    applied = {
+        int(r[0]): (str(r[1]), str(r[2]))
+        for r in await db.fetch("SELECT version, name, checksum FROM schema_migrations")
+    }
+    if applied and max(applied) > newest_known:
+        raise JournalError(
+            f"{db.where} is at schema version {max(applied)}, newer than this Trading Desk knows "
+            f"({newest_known}); upgrade the application instead of opening it with this one"
+        )
+    for mig in known:
+        if mig.version in applied:
+            if applied[mig.version][1] != mig.checksum:
+                raise JournalError(
+                    f"{db.where}: migration {mig.version:03d}_{applied[mig.version][0]} was applied from a "
+                    "different file than the one shipped; refusing to guess"
+                )
+            continue
+        if not apply:
+            raise JournalError(
+                f"{db.where} is at schema version {max(applied, default=0)}, older than this Trading Desk"
+                f" ({newest_known}): an administrator upgrades it with `trading-desk db init --db {db.where}`"
+            )
+        await db.begin()
+        try:
+            await db.execute_script(mig.sql)
+            await db.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, ts_applied_ms) VALUES (?,?,?,?)",
+                (mig.version, mig.name, mig.checksum, time.time_ns() // 1_000_000),
+            )
+            await db.commit()
+        except Exception as exc:
+            if db.in_transaction:
+                await db.rollback()
+            raise JournalError(
+                f"{db.where}: migration {mig.version:03d}_{mig.name} failed and was rolled back: {exc}"
+            ) from exc
+    return newest_known

@@ -17,16 +17,22 @@ from tests.cli.test_cli import spreads, td, twenty_groups
 THIN = [("NIFTY26DEC25000CE", "NIFTY26DEC24100CE", 750), ("NIFTY26DEC23000PE", "NIFTY26DEC23900PE", 600)]
 
 
+_NOT_REPLAYED = {"holder_pid", "command_id"}
+
+
 def journal_rows(path: Path) -> dict[str, list[list[Any]]]:
     """Every table, every row, in insertion order; ``ts_*`` columns (and ``ts_*`` keys of stored
-    JSON) dropped: timestamps are the only thing allowed to differ."""
+    JSON) dropped: timestamps are the only thing allowed to differ, with who ran it (the lease
+    holder's pid) and the submitter-chosen command ids (random, so that two submitters never
+    collide)."""
     out: dict[str, list[list[Any]]] = {}
     with sqlite3.connect(path) as conn:
         tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
         for table in tables:
             if table.startswith("sqlite_"):
                 continue
-            cols = [c[1] for c in conn.execute(f"PRAGMA table_info({table})") if not c[1].startswith("ts_")]
+            info = conn.execute(f"PRAGMA table_info({table})")
+            cols = [c[1] for c in info if not c[1].startswith("ts_") and c[1] not in _NOT_REPLAYED]
             rows = []
             for row in conn.execute(f"SELECT {','.join(cols)} FROM {table} ORDER BY rowid"):
                 rows.append([_untimed(v) for v in row])

@@ -11,7 +11,7 @@ async def test_a_risk_user_can_still_acknowledge_an_open_legacy_escalation(harne
     engine = await harness.start()
     assert harness.journal is not None
     async with harness.journal.transaction():
-        await harness.journal._conn.execute(
+        await harness.journal.db.execute(
             "INSERT INTO escalations (kind, severity, status, reason, ts_created_local_ns)"
             " VALUES ('UNKNOWN_OUTCOME', 'CRITICAL', 'OPEN', 'from an older engine', 1)"
         )

@@ -1,0 +1,170 @@
+"""The journal's connection, for either backend: a SQLite file (aiosqlite, WAL) or a PostgreSQL
+database (psycopg 3, async). Application SQL is written once, in SQLite's spelling with ``?``
+placeholders; ``PgDb`` translates the few places where PostgreSQL spells it differently
+(placeholders, ``rowid``), and the schema is the same through per-dialect migrations.
+
+``--db`` takes either a file path or a ``postgresql://`` URL (a libpq URL: passwords come from
+PGPASSWORD, ~/.pgpass or a client certificate, never from the command line or a log line)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiosqlite
+
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(target: str | Path) -> bool:
+    return isinstance(target, str) and target.startswith(PG_SCHEMES)
+
+
+def redact(url: str) -> str:
+    """A URL fit for a log line or an error message: any password replaced by ***."""
+    if not is_postgres(url):
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    user = parts.username or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class Db:
+    """One connection. ``execute``/``executemany``/``fetch`` take SQLite-spelled SQL."""
+
+    dialect = "sqlite"
+    where = ""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise NotImplementedError
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def begin(self) -> None:
+        raise NotImplementedError
+
+    async def execute_script(self, sql: str) -> None:
+        raise NotImplementedError
+
+    async def commit(self) -> None:
+        await self.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        await self.execute("ROLLBACK")
+
+    @property
+    def in_transaction(self) -> bool:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDb(Db):
+    dialect = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.where = str(path)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.conn.execute(sql, tuple(params))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self.conn.executemany(sql, [tuple(r) for r in rows])
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self.conn.execute_fetchall(sql, tuple(params))]
+
+    async def begin(self) -> None:
+        await self.conn.execute("BEGIN IMMEDIATE")
+        # A step's batch holds rows that refer to each other both ways (a node and its
+        # escalation); foreign keys are checked at COMMIT, still all or nothing.
+        await self.conn.execute("PRAGMA defer_foreign_keys=ON")
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self.conn.in_transaction)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+_PLACEHOLDER = re.compile(r"\?")
+_ROWID = re.compile(r"\browid\b")
+_WHERE_FALSE = re.compile(r"\bWHERE 0\b")
+
+
+def pg_sql(sql: str) -> str:
+    """SQLite spelling to PostgreSQL: ``?`` to ``%s``, ``rowid`` to the ``seq`` column every
+    table has on PostgreSQL, ``WHERE 0`` to ``WHERE false``."""
+    sql = sql.replace("%", "%%")
+    sql = _PLACEHOLDER.sub("%s", sql)
+    sql = _ROWID.sub("seq", sql)
+    return _WHERE_FALSE.sub("WHERE false", sql)
+
+
+class PgDb(Db):
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any, url: str) -> None:
+        self.conn = conn  # psycopg.AsyncConnection in autocommit mode; transactions are explicit
+        self.url = url
+        self.where = redact(url)
+        self._sql: dict[str, str] = {}
+
+    @classmethod
+    async def connect(cls, url: str, **options: Any) -> PgDb:
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, **options)
+        return cls(conn, url)
+
+    def _t(self, sql: str) -> str:
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = pg_sql(sql)
+        return out
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self.conn.execute(self._t(sql), tuple(params) or None)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = [tuple(r) for r in rows]
+        if batch:
+            async with self.conn.cursor() as cur:
+                await cur.executemany(self._t(sql), batch)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        async with self.conn.cursor() as cur:
+            await cur.execute(self._t(sql), tuple(params) or None)
+            return [tuple(r) for r in await cur.fetchall()] if cur.description else []
+
+    async def begin(self) -> None:
+        await self.conn.execute("BEGIN")
+
+    async def execute_script(self, sql: str) -> None:
+        """Several statements, unparameterised and untranslated (migrations)."""
+        await self.conn.execute(sql.encode())
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
+
+    async def close(self) -> None:
+        await self.conn.close()

@@ -1,0 +1,2 @@
+-- Version 5 (hostile_feed): folded into 001_journal.sql for PostgreSQL, whose journals start at
+-- schema version 5. Nothing to do; the runner still records this version.
