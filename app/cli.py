@@ -89,6 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--seed", type=int, default=1)
     x.add_argument("--instruments", help="instrument catalog JSON (default: the bundled catalog)")
     x.add_argument("--script", help="misbehave as this JSON script says (docs/EXCHANGE_PROTOCOL.md, Scripts)")
+    en = sub.add_parser("engine", help="run the one engine of a journal (no window); desks attach to it")
+    en.add_argument("--db", required=True, help="journal file or postgresql:// URL")
+    en.add_argument("--broker", required=True, help="paper:STATEFILE or ws://HOST:PORT")
+    en.add_argument("--standby", action="store_true", help="wait for the lease instead of refusing, then take over")
+    c = sub.add_parser("command", help="submit one command to the journal's engine and wait for its outcome")
+    c.add_argument("--db", required=True, help="journal file or postgresql:// URL")
+    c.add_argument(
+        "action",
+        help="halt, reduce, resume, ack ESC, resolve ESC --note N, approve ID, abandon ID, close G, cancel G,"
+        " launch FILE.json",
+    )
+    c.add_argument("args", nargs="*")
+    c.add_argument("--note", help="resolve: how the escalation's cause was dealt with")
+    c.add_argument("--role", choices=[r.value for r in Role], help="act in this role (default: the one it needs)")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--wait", type=float, default=10.0, metavar="S", help="seconds to wait for the outcome (exit 3)")
+    u = sub.add_parser("users", help="who holds which desk role: grant USER ROLE | revoke USER ROLE | list")
+    u.add_argument("--db", required=True)
+    u.add_argument("users_action", choices=["grant", "revoke", "list"])
+    u.add_argument("rest", nargs="*")
+    u.add_argument("--json", action="store_true")
+    d = sub.add_parser("db", help="db init: create or upgrade a PostgreSQL journal, its roles and the engine login")
+    d.add_argument("db_action", choices=["init"])
+    d.add_argument("--db", required=True, help="postgresql:// URL of an administrator login")
+    d.add_argument("--engine-login", default="td_engine", help="the engine's own login role (created if missing)")
+    d.add_argument("--json", action="store_true")
     e = sub.add_parser("exchange-report", help="orders and positions as the exchange sees them")
     e.add_argument("--broker", required=True)
     e.add_argument("--json", action="store_true")
@@ -148,6 +174,11 @@ async def _dispatch(command: str, args: argparse.Namespace) -> int:
         return await _exchange(args)
     if command == "exchange-report":
         return await _exchange_report(args)
+    if command in ("engine", "command", "users", "db"):
+        from app import shared
+
+        run = {"engine": shared.run_engine, "command": shared.run_command, "users": shared.run_users}
+        return await run.get(command, shared.run_db_init)(args)
     if command == "bench":
         from app.bench import run_bench
 

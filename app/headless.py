@@ -14,15 +14,18 @@ from typing import Any
 
 from app.brokers import open_broker, open_paper_lockstep
 from app.errors import UsageError
+from app.shared import submit_and_wait
 from engine.broker.paper import PaperBroker
 from engine.broker.ws import WsBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.groups import GroupSpec, parse_groups
-from engine.core.model import TERMINAL_ORDER_STATUSES, Purpose, Role
+from engine.core.model import TERMINAL_GROUP_STATES, TERMINAL_ORDER_STATUSES, GroupState, Purpose, Role
+from engine.runtime.command_rows import spec_to_item
 from engine.runtime.engine import Engine
 from engine.runtime.ids import seeded_ids
 from engine.runtime.lockstep import VirtualClock, run_until, run_until_settled
 from engine.runtime.state import Actor, EngineConfig
+from engine.store.db import is_postgres
 from engine.store.journal import Journal
 
 
@@ -53,7 +56,14 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
         except InvalidOperation as exc:
             raise UsageError(f"--available-margin {args.available_margin!r} is not a number of rupees") from exc
         margin_model = dataclasses.replace(margin_model, available_paise=available)
-    journal = await Journal.open(Path(args.db), synchronous=args.synchronous)
+    journal = await Journal.open(args.db if is_postgres(args.db) else Path(args.db), synchronous=args.synchronous)
+    if await journal.engine_alive():
+        # The journal has its engine already (a desk or `trading-desk engine`): never a second
+        # one. The groups go to it as launch commands, each group once whoever else submits it.
+        try:
+            return await _through_live_engine(journal, specs, args)
+        finally:
+            await journal.close()
     lockstep = args.broker.startswith("paper:")
     clock = VirtualClock()
     stayed_s = 0.0
@@ -136,6 +146,51 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
         print(f"error: not settled after {args.timeout}s: {', '.join(summary['unsettled'])}", file=sys.stderr)
         return 3
     return 0
+
+
+async def _through_live_engine(journal: Journal, specs: list[GroupSpec], args: argparse.Namespace) -> int:
+    outcomes = []
+    for spec in specs:
+        outcome = await submit_and_wait(journal, "launch", {"group": spec_to_item(spec)}, Role.TRADER, args.timeout)
+        outcomes.append(outcome)
+        if args.json:
+            print(json.dumps({"type": "command", **outcome.to_json()}, sort_keys=True), flush=True)
+    launched = sum(o.status == "DONE" for o in outcomes)
+    already = sum(o.status == "REFUSED" and "already exists" in (o.error or "") for o in outcomes)
+    refused = [o for o in outcomes if o.status != "DONE" and "already exists" not in (o.error or "")]
+    ids = [s.group_id for s in specs]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.timeout
+    marks = ",".join("?" * len(ids))
+    while True:
+        rows = await journal.fetch(
+            f"SELECT group_id, state, reason FROM groups WHERE group_id IN ({marks})", tuple(ids)
+        )
+        open_escalated = {
+            str(g)
+            for (g,) in await journal.fetch(
+                f"SELECT DISTINCT group_id FROM escalations WHERE status!='RESOLVED' AND group_id IN ({marks})",
+                tuple(ids),
+            )
+        }
+        settled = all(
+            GroupState(s) is GroupState.HEDGED or GroupState(s) in TERMINAL_GROUP_STATES or g in open_escalated
+            for g, s, _ in rows
+        ) and len(rows) == len(ids) - len(refused)
+        if settled or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.1)  # polling the journal the engine writes; --timeout bounds it
+    summary = {
+        "type": "summary",
+        "through_engine": True,
+        "launched": launched,
+        "skipped": already,
+        "refused": [o.to_json() for o in refused],
+        "groups": [{"group_id": g, "state": s, "reason": r} for g, s, r in rows],
+        "settled": settled,
+    }
+    print(json.dumps(summary, sort_keys=True))
+    return 0 if settled and not refused else 1
 
 
 def stops_resolved(engine: Engine) -> bool:

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import QApplication
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog
 from engine.core.instruments import Instrument
+from engine.core.model import Role
+from engine.store import users
 from engine.store.journal import Journal
 
 _LOOP_ERRORS: list[dict[str, Any]] = []
@@ -58,6 +60,26 @@ def _fail_on_loop_errors() -> Any:
     yield
     if _LOOP_ERRORS:
         pytest.fail(f"asyncio loop errors: {[str(c.get('exception') or c.get('message')) for c in _LOOP_ERRORS]}")
+
+
+# The desk's three test users. The journal's owner (the OS user running the tests) holds every
+# role; these people hold what the owner grants them, as on a real desk's journal.
+DESK_USERS = (("tina", Role.TRADER), ("rita", Role.RISK), ("omar", Role.OPERATOR))
+
+
+@pytest.fixture(autouse=True)
+def _desk_users_granted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every SQLite journal a test opens in-process has tina, rita and omar granted one role each."""
+    opened = Journal.open.__func__  # type: ignore[attr-defined]
+
+    async def open_and_grant(cls: type[Journal], target: Any, **kwargs: Any) -> Journal:
+        j: Journal = await opened(cls, target, **kwargs)
+        if j.dialect == "sqlite" and j.schema_version >= 6:  # (tests of the migrations use other dirs)
+            for user, role in DESK_USERS:
+                await users.grant(j.db, user, role, "test owner")
+        return j
+
+    monkeypatch.setattr(Journal, "open", classmethod(open_and_grant))
 
 
 @pytest.fixture

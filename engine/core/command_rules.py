@@ -24,6 +24,7 @@ from engine.core.commands import (
     CommandError,
     Launch,
     ManualHedge,
+    Resolve,
     RoleError,
     SetTradingState,
 )
@@ -55,7 +56,7 @@ _STRICTNESS = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HA
 
 def require(actor: Actor, role: Role, command: str) -> None:
     if actor.role is not role:
-        raise RoleError(f"{command} needs the {role.value} role; {actor.os_user} has role {actor.role.value}")
+        raise RoleError(f"{command} needs the {role.value} role; {actor.os_user} has role {actor.role.value}", role)
 
 
 def command_name(command: Command) -> tuple[str, str, dict[str, Any]]:
@@ -71,6 +72,8 @@ def command_name(command: Command) -> tuple[str, str, dict[str, Any]]:
         return "manual_hedge", command.group_id, {**detail, "qty": command.qty}
     if isinstance(command, Acknowledge):
         return "acknowledge", str(command.escalation_id), {}
+    if isinstance(command, Resolve):
+        return "resolve", str(command.escalation_id), {"note": command.note}
     if isinstance(command, ApproveRetry):
         return "approve_retry", command.ident, {}
     if isinstance(command, Abandon):
@@ -84,7 +87,17 @@ def given(ctx: StepContext, inp: Given) -> None:
     name, target, detail = command_name(command)
     handler = _HANDLERS[type(command)]
     staged = (bool(ctx.writes), len(ctx.io), len(ctx.notices))
+    ctx.command_seq = inp.command_id
     try:
+        if command.actor.role not in inp.held:
+            # Identity comes from the system that authenticated the person (the OS user, the
+            # database login); the role they asked to act in must be one they hold.
+            held = ", ".join(sorted(r.value for r in inp.held)) or "no desk role"
+            raise RoleError(
+                f"{command.actor.os_user} does not hold the {command.actor.role.value} role on this journal"
+                f" (holds {held})",
+                command.actor.role,
+            )
         handler(ctx, inp)
     except (RoleError, CommandError) as exc:
         ctx.audit(command.actor, name, target, {**detail, "refused": str(exc)}, "REFUSED", inp.wall_ms)
@@ -218,6 +231,25 @@ def _acknowledge(ctx: StepContext, inp: Given) -> None:
     ctx.reply(inp.command_id)
 
 
+def _resolve(ctx: StepContext, inp: Given) -> None:
+    """Risk staff resolve an escalation (OPEN or ACKNOWLEDGED), with a note saying how."""
+    assert isinstance(inp.command, Resolve)
+    cmd = inp.command
+    require(cmd.actor, Role.RISK, "resolve")
+    note = cmd.note.strip()
+    if not note:
+        raise CommandError("resolving an escalation needs a note saying how its cause was dealt with")
+    record = ctx.state.escalations.get(cmd.escalation_id)
+    if record is None:
+        raise CommandError(f"escalation {cmd.escalation_id} does not exist")
+    if record.status is EscalationStatus.RESOLVED:
+        raise CommandError(f"escalation {cmd.escalation_id} is already RESOLVED")
+    ctx.resolve_escalation(cmd.escalation_id, cmd.actor.os_user, note)
+    ctx.audit(cmd.actor, "resolve", str(cmd.escalation_id), {"note": note}, "OK", inp.wall_ms)
+    ctx.notify(EscalationAcknowledged(cmd.escalation_id, cmd.actor.os_user))
+    ctx.reply(inp.command_id)
+
+
 def _set_trading_state(ctx: StepContext, inp: Given) -> None:
     """The kill switch. Anyone may HALT or move to REDUCING; only risk staff may lift a restriction
     back to ACTIVE. Persisted and audited; cancels always pass whatever the state. It takes
@@ -298,6 +330,7 @@ def retry_answered(ctx: StepContext, answer: LookedUp) -> None:
     """The broker's last word on an approved orphan: adopt it, or send the retry."""
     assert answer.command_id is not None
     pending = ctx.state.pending_retries.pop(answer.command_id, None)
+    ctx.command_seq = answer.command_id
     if pending is None:
         return
     row, actor = pending.row, pending.actor
@@ -378,6 +411,7 @@ _HANDLERS: dict[type, Callable[[StepContext, Given], None]] = {
     CloseGroup: _close_group,
     ManualHedge: _manual_hedge,
     Acknowledge: _acknowledge,
+    Resolve: _resolve,
     ApproveRetry: _approve_retry,
     Abandon: _abandon,
     SetTradingState: _set_trading_state,

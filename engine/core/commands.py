@@ -10,7 +10,12 @@ from engine.core.trading_state import TradingState
 
 
 class RoleError(PermissionError):
-    """A command was refused because the actor's role may not give it."""
+    """A command was refused because the actor's role may not give it (``role_needed``), or
+    because the person does not hold the role they asked to act in."""
+
+    def __init__(self, message: str, role_needed: Role | None = None) -> None:
+        super().__init__(message)
+        self.role_needed = role_needed
 
 
 class CommandError(ValueError):
@@ -57,6 +62,15 @@ class Acknowledge:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolve:
+    """Risk staff close an escalation whose cause they have dealt with, saying how (required)."""
+
+    escalation_id: int
+    note: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True)
 class ApproveRetry:
     ident: str  # an intent id or a client order id
     actor: Actor
@@ -74,4 +88,6 @@ class SetTradingState:
     actor: Actor
 
 
-Command = Launch | CancelGroup | CloseGroup | ManualHedge | Acknowledge | ApproveRetry | Abandon | SetTradingState
+Command = (
+    Launch | CancelGroup | CloseGroup | ManualHedge | Acknowledge | Resolve | ApproveRetry | Abandon | SetTradingState
+)

@@ -52,6 +52,7 @@ class StepContext:
         self.notices: list[Notify] = []
         self.replies: list[Reply] = []
         self.touched: set[str] = set()
+        self.command_seq: int | None = None  # the command row being decided, for its audit rows
 
     # --- output -------------------------------------------------------------------------------
 
@@ -330,4 +331,6 @@ class StepContext:
     def audit(
         self, actor: Actor, command: str, target: str, detail: dict[str, Any], outcome: str, wall_ms: int
     ) -> None:
-        self.writes.audit(self.now_ns, wall_ms, actor.os_user, actor.role.value, command, target, detail, outcome)
+        self.writes.audit(
+            self.now_ns, wall_ms, actor.os_user, actor.role.value, command, target, detail, outcome, self.command_seq
+        )

@@ -35,6 +35,9 @@ class JournalWrites:
     fills: list[tuple[Any, ...]] = field(default_factory=list)
     transitions: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: list[tuple[Any, ...]] = field(default_factory=list)
+    # Outcomes of command rows, (status, outcome_json, error, role_needed, epoch, ts_done_ms, seq):
+    # written by the interpreter from the step's replies, in the same batch as their effects.
+    commands_done: list[tuple[Any, ...]] = field(default_factory=list)
     duplicates: int = 0
     now_ns: int = 0  # local monotonic time of the step that wrote the batch (group rows' stamp)
 
@@ -57,6 +60,7 @@ class JournalWrites:
                 self.fills,
                 self.transitions,
                 self.rejected,
+                self.commands_done,
                 self.duplicates,
             )
         )
@@ -72,6 +76,7 @@ class JournalWrites:
             or self.escalations
             or self.acknowledgements
             or self.resolutions
+            or self.commands_done
         )
 
     def merge(self, other: JournalWrites) -> None:
@@ -91,6 +96,7 @@ class JournalWrites:
             "fills",
             "transitions",
             "rejected",
+            "commands_done",
         ):
             getattr(self, name).extend(getattr(other, name))
         self.settings.update(other.settings)
@@ -178,9 +184,10 @@ class JournalWrites:
         target: str,
         detail: dict[str, Any],
         outcome: str,
+        command_seq: int | None = None,
     ) -> None:
         self.audits.append(
-            (now_ns, wall_ms, os_user, role, command, target, json.dumps(detail, sort_keys=True), outcome)
+            (now_ns, wall_ms, os_user, role, command, target, json.dumps(detail, sort_keys=True), outcome, command_seq)
         )
 
 

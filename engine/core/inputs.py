@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from engine.core.commands import Command
 from engine.core.effects import QueryReason
 from engine.core.events import CancelAck, FeedItem, OrderSnapshot, PlaceAck
+from engine.core.model import Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,9 @@ class Given:
     command: Command
     wall_ms: int = 0  # for the audit log's display column only
     extra: dict[str, str] = field(default_factory=dict)
+    # The desk roles the person holds, as the system that authenticated them says (read by the
+    # interpreter before the step). A command in a role not held is refused; none held by default.
+    held: frozenset[Role] = frozenset()
 
 
 Input = BrokerEvents | Placed | PlaceUnsent | CancelAnswered | LookedUp | BrokerTime | Tick | Recover | Given

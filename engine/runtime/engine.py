@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -44,16 +46,19 @@ from engine.core.inputs import (
 )
 from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel
-from engine.core.model import GroupState, OrderStatus
+from engine.core.model import GroupState, OrderStatus, Role
 from engine.core.notices import EngineEvent, EngineStopped, FeedError
 from engine.core.placing import HELD, send_refusal
 from engine.core.state import EngineConfig, EngineState
 from engine.core.step import step
 from engine.core.trading_state import TradingState
+from engine.runtime import command_rows
 from engine.runtime.ids import new_client_order_id
 from engine.runtime.loader import load_state
 from engine.runtime.view import ConnectionState, EngineFailure
 from engine.store.journal import Journal
+from engine.store.lease import Fenced
+from engine.store.users import roles_held
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ class Engine:
         self._io: set[asyncio.Task[None]] = set()
         self._listeners: list[Listener] = []
         self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._next_command_id = 1
+        self._claimed: set[int] = set()  # command rows queued by this engine (by seq)
         self._settled = asyncio.Event()
         self._quiet = asyncio.Event()
         self._busy = 0
@@ -178,16 +183,33 @@ class Engine:
         """Take the journal's lease (one engine per journal), recover (the same path for a clean
         start and after a crash), then run."""
         await self.journal.take_lease(wait=standby)
+        await self._heartbeat()
         if not self.lockstep:
             # Subscribe before asking the broker anything, so nothing falls between lookup and feed.
             feed = self.broker.events()
             self._tasks.append(asyncio.create_task(self._pump_events(feed), name="engine-events"))
         self.state = await load_state(self.journal, self.catalog, self.config, self.margin_model, self.new_id)
+        await self._abandon_unfinished_commands()
         server_ms = await self.broker.server_time_ms()
         now = self.now_ns()
         await self.run_until_quiet([BrokerTime(now, server_ms), Recover(now, resume)])
         if not self.lockstep:
             self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
+            self._tasks.append(asyncio.create_task(self._poll_commands(), name="engine-commands"))
+            self._tasks.append(asyncio.create_task(self._keep_lease(), name="engine-lease"))
+
+    async def _abandon_unfinished_commands(self) -> None:
+        """A command the previous engine had taken but not finished (it died in between) wrote
+        nothing: its effects and its outcome commit together. Say so; the person gives it again."""
+        async with self.journal.transaction():
+            await self.journal.db.execute(
+                "UPDATE commands SET status='REFUSED', error=?, engine_epoch=?, ts_done_ms=? WHERE status='EXECUTING'",
+                (
+                    "the engine restarted before this command finished; nothing of it was done: give it again",
+                    self.journal.epoch,
+                    self.wall_ms(),
+                ),
+            )
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._io]
@@ -222,16 +244,110 @@ class Engine:
     # --- inputs from outside -------------------------------------------------------------------
 
     async def execute(self, command: Command) -> Any:
-        """Give a command; returns its answer once the step that decided it has committed. Raises
-        RoleError or CommandError (audited) when it is refused."""
+        """Give a command from this process (the desk that hosts the engine, a tool, a test); it
+        goes the one way every command goes: a row in ``commands`` (recorded first, durably),
+        then a step that executes it and writes its outcome in the same transaction as its
+        effects. Returns the answer once committed; raises RoleError or CommandError (audited)
+        when it is refused. The actor's role must be one the person holds."""
         self.check_running()
-        command_id = self._next_command_id
-        self._next_command_id += 1
-        given = Given(self.now_ns(), command_id, command, self.wall_ms())
+        seq = await self._record_command(command)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[command_id] = future
-        await self._submit(given, None)
+        self._waiting[seq] = future
+        await self._submit(Given(self.now_ns(), seq, command, self.wall_ms()), None)
         return await future
+
+    async def _record_command(self, command: Command) -> int:
+        action, args = command_rows.encode(command)
+        async with self.journal.transaction():
+            rows = await self.journal.db.fetch(
+                "INSERT INTO commands (command_id, action, args_json, submitted_by, role, ts_submitted_ms, status)"
+                " VALUES (?,?,?,?,?,?,'EXECUTING') RETURNING seq",
+                (
+                    command_rows.new_command_id(),
+                    action,
+                    json.dumps(args, sort_keys=True),
+                    command.actor.os_user,
+                    command.actor.role.value,
+                    self.wall_ms(),
+                ),
+            )
+        seq = int(rows[0][0])
+        self._claimed.add(seq)
+        return seq
+
+    async def _take_submitted(self) -> None:
+        """Queue the command rows other processes submitted (attached desks, the shell), in
+        order; a malformed one is refused and audited without a step."""
+        for row in await command_rows.submitted(self.journal.db):
+            if row.seq in self._claimed:
+                continue
+            self._claimed.add(row.seq)
+            try:
+                actor = Actor(row.submitted_by, Role(row.role))
+                command = command_rows.decode(row.action, row.args_json, actor, self.catalog)
+            except (ValueError, CommandError) as exc:
+                await self._refuse_row(row, str(exc))
+                continue
+            self._inbox.put_nowait((Given(self.now_ns(), row.seq, command, self.wall_ms()), None))
+
+    async def _refuse_row(self, row: command_rows.CommandRow, why: str) -> None:
+        now = self.wall_ms()
+        async with self.journal.transaction():
+            await self.journal.db.execute(
+                "UPDATE commands SET status='REFUSED', error=?, engine_epoch=?, ts_done_ms=? WHERE seq=?",
+                (why, self.journal.epoch, now, row.seq),
+            )
+            await self.journal.db.execute(
+                "INSERT INTO audit_log (ts_local_ns, ts_wall_ms, os_user, role, command, target, detail_json,"
+                " outcome, command_seq) VALUES (?,?,?,?,?,?,?,'REFUSED',?)",
+                (self.now_ns(), now, row.submitted_by, row.role, row.action, "", json.dumps({"refused": why}), row.seq),
+            )
+
+    async def _poll_commands(self) -> None:
+        """Pick up submitted command rows: a short poll of an indexed query (SQLite has no
+        notifications; on PostgreSQL ``desk_submit`` also NOTIFYs, and the poll is the net)."""
+        while True:
+            try:
+                await self._take_submitted()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the journal failing is noticed by the next transaction
+                log.warning("reading submitted commands failed: %s", exc)
+            await asyncio.sleep(self.config.command_poll_ms / 1000)  # a poll interval, not a decision
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease (self-fencing: an engine that cannot show it still holds the lease
+        stops deciding and sending at once, before a standby can take over) and publish a
+        heartbeat with what attached desks show in their status bar."""
+        while True:
+            await asyncio.sleep(self.config.lease_renew_ms / 1000)  # renewal period, not a decision
+            lease = self.journal.lease
+            try:
+                if lease is not None:
+                    await lease.renew()
+                await self._heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fail(Fenced(f"lease lost: {exc}; this engine stops sending (a standby may take over)"))
+                return
+
+    async def _heartbeat(self) -> None:
+        if self.journal.epoch is None:
+            return
+        latency = self.commit_latency_us()
+        status = {
+            "connection": self.connection().value,
+            "broker_usable": self.broker_usable(),
+            "clock_offset_ms": self.clock_offset_ms(),
+            "events": self.event_count(),
+            "commit_us": list(latency) if latency else None,
+            "failure": None if self.failure is None else repr(self.failure),
+        }
+        await self.journal.statement(
+            "UPDATE lease SET ts_heartbeat_ms=?, status_json=? WHERE id=1 AND epoch=?",
+            (self.wall_ms(), json.dumps(status), self.journal.epoch),
+        )
 
     async def launch(self, spec: GroupSpec, actor: Actor) -> GroupState:
         state: GroupState = await self.execute(Launch(spec, actor))
@@ -367,6 +483,8 @@ class Engine:
         for effect in effects:
             if isinstance(effect, Commit):
                 writes.merge(effect.writes)
+            elif isinstance(effect, Reply):
+                writes.commands_done.append(self._outcome(effect))
         try:
             await self._commit(writes)
             if placed:
@@ -418,6 +536,9 @@ class Engine:
         """Read which of the input's dedupe keys the journal already holds (a restart's memory)."""
         if isinstance(inp, BrokerEvents):
             return BrokerEvents(inp.now_ns, inp.events, await self._known(inp.events))
+        if isinstance(inp, Given):
+            held = await roles_held(self.journal.db, inp.command.actor.os_user, self.journal.path)
+            return dataclasses.replace(inp, held=held)
         if isinstance(inp, LookedUp) and inp.snapshot is not None:
             known = await self._known(inp.snapshot.fills)
             status_key = f"S:{inp.snapshot.broker_order_id}:{inp.snapshot.status.value}:{inp.snapshot.filled_qty}"
@@ -449,6 +570,14 @@ class Engine:
             elif writes.intents_new:
                 self.crash("before_intent_commit")
         self._commit_us.append((time.perf_counter_ns() - started) // 1_000)
+
+    def _outcome(self, reply: Reply) -> tuple[Any, ...]:
+        """The command row's outcome, written with the step's own rows."""
+        epoch, now = self.journal.epoch, self.wall_ms()
+        if reply.error is None:
+            return ("DONE", command_rows.outcome_json(reply.value), None, None, epoch, now, reply.command_id)
+        needed = getattr(reply.error, "role_needed", None)
+        return ("REFUSED", None, str(reply.error), needed.value if needed else None, epoch, now, reply.command_id)
 
     def _answer(self, reply: Reply) -> None:
         future = self._waiting.pop(reply.command_id, None)
@@ -510,6 +639,8 @@ class Engine:
     async def _place(self, effect: Place) -> Input:
         coid = effect.request.client_order_id
         refusal = send_refusal(self.state, effect)  # the switch as it stands now, not at decision time
+        if self.failure is not None:  # fenced or failed meanwhile: this engine sends nothing more
+            refusal = f"the engine stopped ({self.failure})"
         if refusal:
             return PlaceUnsent(self.now_ns(), coid, f"{HELD}{refusal}")
         self.crash("after_intent_commit")

@@ -30,7 +30,11 @@ async def load_state(
     config: EngineConfig,
     margin_model: MarginModel,
     new_id: Callable[[], str],
+    *,
+    everything: bool = False,
 ) -> EngineState:
+    """The engine's state: open groups and what is unfinished. With ``everything`` (an attached
+    desk's view of the journal), every group and every order, finished or not."""
     state = EngineState(catalog, config, margin_model, new_id)
     book = state.book
     j = journal
@@ -38,8 +42,8 @@ async def load_state(
     marks = ",".join("?" * len(terminal))
     groups = await j.fetch(
         "SELECT group_id, template, state, reason, stop_trigger_paise, close_requested, cancel_requested,"
-        f" margin_paise FROM groups WHERE state NOT IN ({marks}) ORDER BY rowid",
-        terminal,
+        f" margin_paise FROM groups WHERE state NOT IN ({marks}) OR ?=1 ORDER BY rowid",
+        (*terminal, int(everything)),
     )
     open_ids = tuple(str(g[0]) for g in groups)
     legs = await j.fetch(
@@ -61,16 +65,16 @@ async def load_state(
         book.groups[group_id] = runtime
     state.group_ids = await j.group_ids()
     unfinished = ",".join("?" * len(_UNFINISHED))
-    where = f"status IN ({unfinished}) OR fills_qty < filled_qty"
-    params: tuple[str, ...] = _UNFINISHED
+    where = f"status IN ({unfinished}) OR fills_qty < filled_qty OR ?=1"
+    params: tuple[str | int, ...] = (*_UNFINISHED, int(everything))
     if open_ids:
         where += f" OR group_id IN ({','.join('?' * len(open_ids))})"
         params += open_ids
-    node_where = "status='WORKING'"
-    node_params: tuple[str, ...] = ()
+    node_where = "status='WORKING' OR ?=1"
+    node_params: tuple[str | int, ...] = (int(everything),)
     if open_ids:
         node_where += f" OR group_id IN ({','.join('?' * len(open_ids))})"
-        node_params = open_ids
+        node_params += open_ids
     for node in await j.load_nodes(node_where, node_params):
         book.add_node(node)
     rows = await j.load_intents(where, params)

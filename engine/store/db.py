@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
+import psycopg
+from psycopg.pq import TransactionStatus
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 
@@ -109,8 +111,8 @@ _WHERE_FALSE = re.compile(r"\bWHERE 0\b")
 
 
 def pg_sql(sql: str) -> str:
-    """SQLite spelling to PostgreSQL: ``?`` to ``%s``, ``rowid`` to the ``seq`` column every
-    table has on PostgreSQL, ``WHERE 0`` to ``WHERE false``."""
+    """SQLite spelling to PostgreSQL: ``?`` to ``%s``, ``rowid`` to the ``seq`` column that
+    every table without an integer key has on PostgreSQL, ``WHERE 0`` to ``WHERE false``."""
     sql = sql.replace("%", "%%")
     sql = _PLACEHOLDER.sub("%s", sql)
     sql = _ROWID.sub("seq", sql)
@@ -128,8 +130,6 @@ class PgDb(Db):
 
     @classmethod
     async def connect(cls, url: str, **options: Any) -> PgDb:
-        import psycopg
-
         conn = await psycopg.AsyncConnection.connect(url, autocommit=True, **options)
         return cls(conn, url)
 
@@ -162,8 +162,6 @@ class PgDb(Db):
 
     @property
     def in_transaction(self) -> bool:
-        from psycopg.pq import TransactionStatus
-
         return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -58,6 +59,8 @@ class Journal:
         self.where = db.where  # for messages: the file, or the URL without its password
         self.schema_version = 0
         self._depth = 0
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
         self.lease: Lease | None = None
         self.epoch: int | None = None  # set while this journal's lease is ours (the engine)
         self.commit_seq = 0  # the lease row's sequence after this engine's last commit
@@ -68,6 +71,10 @@ class Journal:
         # Called with the error whenever a transaction rolls back. The engine uses it to stop
         # taking commands: its in-memory book may already hold what the journal just dropped.
         self.on_rollback: Callable[[BaseException], None] | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
 
     @property
     def dialect(self) -> str:
@@ -169,16 +176,19 @@ class Journal:
         order), so a power cut can only lose a suffix of non-durable commits: event effects the
         engine re-derives from the broker at recovery, never an intent or a person's command.
         While this journal holds the lease, each transaction is fenced by its epoch."""
-        if self._depth:
+        task = asyncio.current_task()
+        if self._depth and self._owner is task:
             raise JournalError("nested transaction")
+        await self._lock.acquire()  # one transaction at a time on the one connection
+        self._owner = task
         self._depth = 1
         mode = self.synchronous if durable else "NORMAL"
         db = self.db
-        if db.dialect == "sqlite" and mode != self._mode:
-            await db.execute(f"PRAGMA synchronous={mode}")
-            self._mode = mode
-        await db.begin()
         try:
+            if db.dialect == "sqlite" and mode != self._mode:
+                await db.execute(f"PRAGMA synchronous={mode}")
+                self._mode = mode
+            await db.begin()
             if db.dialect == "postgresql" and mode == "NORMAL":
                 await db.execute("SET LOCAL synchronous_commit = off")
             if self.epoch is not None:
@@ -209,6 +219,13 @@ class Journal:
             self.durable_commits += mode in ("FULL", "EXTRA")
         finally:
             self._depth = 0
+            self._owner = None
+            self._lock.release()
+
+    async def statement(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One statement on its own, outside any transaction (between them, never inside one)."""
+        async with self._lock:
+            await self.db.execute(sql, params)
 
     # --- writes (inside transaction()) -----------------------------------------------------
 
@@ -253,7 +270,7 @@ class Journal:
 
     async def bump_counter(self, name: str, by: int = 1) -> None:
         await self.db.execute(
-            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=value+?",
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=counters.value+?",
             (name, by, by),
         )
 
@@ -338,7 +355,7 @@ class Journal:
         if batch.audits:
             await c.executemany(
                 "INSERT INTO audit_log (ts_local_ns, ts_wall_ms, os_user, role, command, target, detail_json,"
-                " outcome) VALUES (?,?,?,?,?,?,?,?)",
+                " outcome, command_seq) VALUES (?,?,?,?,?,?,?,?,?)",
                 batch.audits,
             )
         for key, value in batch.settings.items():
@@ -383,6 +400,12 @@ class Journal:
             )
         if batch.duplicates:
             await self.bump_counter("duplicate_events", batch.duplicates)
+        if batch.commands_done:
+            await c.executemany(
+                "UPDATE commands SET status=?, outcome_json=?, error=?, role_needed=?, engine_epoch=?, ts_done_ms=?"
+                " WHERE seq=? AND status IN ('SUBMITTED','EXECUTING')",
+                batch.commands_done,
+            )
 
     async def known_keys(self, keys: list[str]) -> set[str]:
         found: set[str] = set()

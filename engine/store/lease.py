@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from engine.store.db import Db, redact
 from engine.store.migrations import JournalError
 from engine.store.users import os_user
@@ -176,8 +178,6 @@ class PgLease(Lease):
         self._conn: Any = None
 
     async def _connect(self) -> Any:
-        import psycopg
-
         conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, **PG_LEASE_KEEPALIVES)
         for sql in PG_SERVER_KEEPALIVES:
             await conn.execute(sql)

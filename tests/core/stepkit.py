@@ -89,7 +89,8 @@ class Desk:
         return effects
 
     def give(self, command: Command) -> list[Effect]:
-        return self.step(Given(self.now_ns, next(self._commands), command))
+        held = frozenset(Role)  # the pure core is given who holds what; the interpreter reads it
+        return self.step(Given(self.now_ns, next(self._commands), command, held=held))
 
     def tick(self) -> list[Effect]:
         return self.step(Tick(self.now_ns))
