@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import json
 import tempfile
 import time
@@ -48,6 +47,7 @@ from engine.runtime.ids import seeded_ids
 from engine.runtime.state import Actor
 from engine.store.journal import Journal
 from engine.store.rows import IntentRow
+from engine.store.users import os_user
 
 ORDERS = 200
 LOTS_PER_ORDER = 5
@@ -174,7 +174,7 @@ async def _end_to_end_s(tmp: Path) -> float:
     started = time.perf_counter()
     try:
         await engine.start()
-        actor = Actor(getpass.getuser(), Role.TRADER)
+        actor = Actor(os_user(), Role.TRADER)
         for spec in specs:
             await engine.launch(spec, actor)
         if not await engine.wait_settled(120):
@@ -269,7 +269,7 @@ async def _commits_and_wire(tmp: Path, groups: int) -> dict[str, float]:
 
     broker.place = timed_place  # type: ignore[method-assign]
     engine = Engine(journal, broker, catalog)
-    actor = Actor(getpass.getuser(), Role.TRADER)
+    actor = Actor(os_user(), Role.TRADER)
     wire_us: list[float] = []
     totals = {"commits": 0, "durable": 0, "sends": 0}
     try:

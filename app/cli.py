@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 from app import headless
 from app.brokers import BrokerUrlError, open_broker
 from app.errors import UsageError
+from app.shared import journal_target
 from engine.catalog import load_catalog
 from engine.core.events import OrderSnapshot
 from engine.core.groups import GroupSpecError
@@ -27,6 +27,7 @@ from engine.runtime.state import Actor, CommandError, RoleError
 from engine.store.journal import Journal
 from engine.store.migrations import JournalError
 from engine.store.report import journal_document
+from engine.store.users import os_user
 
 EXPECTED_ERRORS = (
     UsageError,
@@ -163,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _dispatch(command: str, args: argparse.Namespace) -> int:
     if command == "headless":
-        return await headless.run(args, Actor(getpass.getuser(), Role(args.role)))
+        return await headless.run(args, Actor(os_user(), Role(args.role)))
     if command == "journal":
         return await _journal(args)
     if command == "recover":
@@ -198,7 +199,7 @@ def _existing(path: str, what: str) -> Path:
 
 
 async def _journal(args: argparse.Namespace) -> int:
-    journal = await Journal.open(_existing(args.db, "journal"))
+    journal = await Journal.open(journal_target(args.db))
     try:
         doc = await journal_document(journal)
     finally:
@@ -220,11 +221,16 @@ async def _journal(args: argparse.Namespace) -> int:
 
 
 async def _recover(args: argparse.Namespace) -> int:
-    actor = Actor(getpass.getuser(), Role(args.role))
-    if (args.approve or args.abandon) and actor.role is not Role.OPERATOR:
-        raise RoleError(f"approving or abandoning an orphaned intent needs the operator role, not {actor.role.value}")
+    actor = Actor(os_user(), Role(args.role))
     catalog = load_catalog()
-    journal = await Journal.open(_existing(args.db, "journal"))
+    journal = await Journal.open(journal_target(args.db))
+    if await journal.engine_alive():
+        # The journal's engine is running elsewhere: never a second one. An approval or an
+        # abandonment goes to it as a command; the list is read from what it journaled.
+        try:
+            return await _recover_through_engine(journal, args, actor)
+        finally:
+            await journal.close()
     try:
         broker = await open_broker(args.broker, catalog)
         # Lockstep: a one-shot tool asks the broker in order and waits for each answer.
@@ -263,6 +269,38 @@ async def _recover(args: argparse.Namespace) -> int:
             await broker.close()
     finally:
         await journal.close()
+    print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0
+
+
+async def _recover_through_engine(journal: Journal, args: argparse.Namespace, actor: Actor) -> int:
+    from app.shared import submit_and_wait
+
+    if args.approve or args.abandon:
+        action, ident = ("approve", args.approve) if args.approve else ("abandon", args.abandon)
+        outcome = await submit_and_wait(journal, action, {"ident": ident}, actor.role, 30.0)
+        if outcome.status == "REFUSED":
+            raise CommandError(f"{action} {ident}: {outcome.error}")
+        if outcome.status != "DONE":
+            raise EngineFailure(f"no answer from the journal's engine within 30 s; command {outcome.command_id} waits")
+        out: dict[str, Any] = {action + "d": ident, "through_engine": True, "value": outcome.value}
+    else:
+        rows = await journal.load_intents("status='ORPHANED'")
+        out = {
+            "through_engine": True,
+            "orphaned": [
+                {
+                    "client_order_id": r.client_order_id,
+                    "intent_id": r.intent_id,
+                    "group_id": r.group_id,
+                    "symbol": r.symbol,
+                    "side": r.side.value,
+                    "qty": r.qty,
+                    "reason": r.reason,
+                }
+                for r in rows
+            ],
+        }
     print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
 

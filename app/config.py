@@ -3,7 +3,6 @@ file (``--config``), then command-line flags, each overriding the one before."""
 
 from __future__ import annotations
 
-import getpass
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,6 +12,7 @@ from platformdirs import user_data_path, user_log_path
 
 from app.errors import UsageError
 from engine.core.model import Role
+from engine.store.users import os_user
 
 APP_NAME = "trading-desk"
 KEYS = {"db", "broker", "role", "theme", "settings_file", "max_hedge_depth", "order_timeout_ms", "available_margin"}
@@ -24,7 +24,7 @@ class GuiConfig:
     db: Path
     broker: str
     role: Role = Role.TRADER
-    user: str = ""
+    user: str = ""  # not a config key: the OS user (tests set it in code)
     theme: str = "dark"
     settings_file: Path | None = None  # QSettings in an ini file instead of the platform store
     log_dir: Path | None = None
@@ -38,7 +38,7 @@ def defaults() -> GuiConfig:
     return GuiConfig(
         db=data / "journal.db",
         broker=f"paper:{data / 'paper-exchange.db'}",
-        user=getpass.getuser(),
+        user=os_user(),
         log_dir=user_log_path(APP_NAME, appauthor=False),
     )
 

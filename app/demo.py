@@ -5,7 +5,6 @@ this runs the same engine headless and prints where its journal is."""
 from __future__ import annotations
 
 import argparse
-import getpass
 
 from platformdirs import user_data_path
 
@@ -13,6 +12,7 @@ from app import headless
 from engine.catalog import RESOURCES_DIR
 from engine.core.model import Role
 from engine.runtime.state import Actor
+from engine.store.users import os_user
 
 
 async def run_demo() -> int:
@@ -30,6 +30,6 @@ async def run_demo() -> int:
         synchronous="FULL",
     )
     print(f"journal: {args.db}\nexchange: {args.broker}")
-    code = await headless.run(args, Actor(getpass.getuser(), Role.TRADER))
+    code = await headless.run(args, Actor(os_user(), Role.TRADER))
     print(f"inspect with: trading-desk journal --db {args.db}")
     return code

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import logging
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from engine.core.margin import MarginModel
 from engine.runtime.engine import Engine
 from engine.runtime.state import Actor, EngineConfig
 from engine.store.journal import Journal
+from engine.store.users import os_user
 from ui.context import DeskContext
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,9 @@ class DeskSession:
                 await broker.close()
             await journal.close()
             raise
-        actor = Actor(config.user or getpass.getuser(), config.role)
+        # Who is at the desk is the OS user of this process: ``user`` is no config key or flag
+        # (tests set it in code to act as their desk users), and the engine checks the roles held.
+        actor = Actor(config.user or os_user(), config.role)
         return cls(config, catalog, model, journal, broker, engine, actor)
 
     def desk_context(self) -> DeskContext:

@@ -136,3 +136,6 @@ def check_consistent(journal: dict[str, Any], report: dict[str, Any], expected_g
     ids = [o["client_order_id"] for o in report["orders"]]
     assert len(ids) == len(set(ids)), "a client order id reached the exchange twice"
     assert journal["positions"] == report["positions"]
+
+
+from tests.integration.shared import engines, pg_cluster, pg_desk  # noqa: E402, F401  (fixtures)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import REPO
 from tests.pg import ADMIN, Cluster, start_cluster
 
+REPO = Path(__file__).resolve().parents[2]
 ENGINE_LOGIN, ENGINE_PASSWORD = "td_engine", "engine-secret-1"
 PEOPLE = {"tina": ("trader", "tina-pw-1"), "rita": ("risk", "rita-pw-1"), "omar": ("operator", "omar-pw-1")}
 
@@ -108,6 +108,9 @@ class PgDesk:
 
     def env(self, user: str) -> dict[str, str]:
         return self.cluster.env(user)
+
+    def secret_url(self, user: str) -> str:
+        return f"postgresql://{user}:{self.cluster.logins[user]}@127.0.0.1:{self.cluster.port}/{self.database}"
 
 
 _cluster: Cluster | None = None
