@@ -183,7 +183,7 @@ async def run_command(args: argparse.Namespace) -> int:
 async def run_engine(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     catalog = load_catalog()
-    journal = await Journal.open(journal_target(args.db))
+    journal = await Journal.open(args.db if is_postgres(args.db) else Path(args.db))  # a new file is created
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
