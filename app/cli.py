@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--db", required=True, help="journal file or postgresql:// URL")
     en.add_argument("--broker", required=True, help="paper:STATEFILE or ws://HOST:PORT")
     en.add_argument("--standby", action="store_true", help="wait for the lease instead of refusing, then take over")
+    # Tests: die at this crash point as a kill -9 would (no cleanup, nothing flushed).
+    en.add_argument("--crash-at", dest="crash_at", help=argparse.SUPPRESS)
     c = sub.add_parser("command", help="submit one command to the journal's engine and wait for its outcome")
     c.add_argument("--db", required=True, help="journal file or postgresql:// URL")
     c.add_argument(

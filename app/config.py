@@ -12,6 +12,7 @@ from platformdirs import user_data_path, user_log_path
 
 from app.errors import UsageError
 from engine.core.model import Role
+from engine.store.db import is_postgres
 from engine.store.users import os_user
 
 APP_NAME = "trading-desk"
@@ -21,7 +22,7 @@ THEMES = ("dark", "light")
 
 @dataclass(frozen=True)
 class GuiConfig:
-    db: Path
+    db: Path | str  # a journal file, or a postgresql:// URL
     broker: str
     role: Role = Role.TRADER
     user: str = ""  # not a config key: the OS user (tests set it in code)
@@ -61,7 +62,9 @@ def resolve(base: GuiConfig, overrides: dict[str, Any]) -> GuiConfig:
     given = {k: v for k, v in overrides.items() if v is not None}
     out: dict[str, Any] = {}
     for key, value in given.items():
-        if key in ("db", "settings_file"):
+        if key == "db" and is_postgres(str(value)):
+            out[key] = str(value)
+        elif key in ("db", "settings_file"):
             out[key] = Path(str(value)).expanduser()
         elif key == "role":
             try:

@@ -21,6 +21,7 @@ from engine.broker.ws import WsBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel
+from engine.runtime.attached import AttachedEngine
 from engine.runtime.engine import Engine
 from engine.runtime.state import Actor, EngineConfig
 from engine.store.journal import Journal
@@ -38,8 +39,8 @@ class DeskSession:
     catalog: dict[str, Instrument]
     margin_model: MarginModel
     journal: Journal
-    broker: PaperBroker | WsBroker
-    engine: Engine
+    broker: PaperBroker | WsBroker | None  # None: attached to an engine in another process
+    engine: Engine | AttachedEngine
     actor: Actor
 
     @classmethod
@@ -54,9 +55,25 @@ class DeskSession:
     ) -> DeskSession:
         catalog = load_catalog()
         model = margin_model or _margin_model(config)
-        if not config.db.parent.is_dir():
+        # Who is at the desk is the OS user of this process: ``user`` is no config key or flag
+        # (tests set it in code to act as their desk users), and the engine checks the roles held.
+        actor = Actor(config.user or os_user(), config.role)
+        if isinstance(config.db, Path) and not config.db.parent.is_dir():
             raise UsageError(f"directory {config.db.parent} for the journal does not exist")
         journal = await Journal.open(config.db, synchronous=synchronous)
+        if journal.dialect == "postgresql" or await journal.engine_alive():
+            # The journal's engine runs elsewhere (always so on PostgreSQL, where the engine has
+            # its own login): this window attaches to it and never starts a second one.
+            if journal.dialect == "postgresql":  # the person is the database login
+                login = await journal.fetch("SELECT session_user")
+                actor = Actor(str(login[0][0]), config.role)
+            view = AttachedEngine(journal, catalog, margin_model=model)
+            try:
+                await view.start()
+            except BaseException:
+                await journal.close()
+                raise
+            return cls(config, catalog, model, journal, None, view, actor)
         try:
             if broker is None:
                 broker = await open_broker(config.broker, catalog)
@@ -74,9 +91,6 @@ class DeskSession:
                 await broker.close()
             await journal.close()
             raise
-        # Who is at the desk is the OS user of this process: ``user`` is no config key or flag
-        # (tests set it in code to act as their desk users), and the engine checks the roles held.
-        actor = Actor(config.user or os_user(), config.role)
         return cls(config, catalog, model, journal, broker, engine, actor)
 
     def desk_context(self) -> DeskContext:
@@ -96,7 +110,8 @@ class DeskSession:
             await self.engine.stop()
         finally:
             try:
-                await self.broker.close()
+                if self.broker is not None:
+                    await self.broker.close()
             finally:
                 await self.journal.close()
 

@@ -64,6 +64,19 @@ def journal_target(db: str) -> Path | str:
 # --- submitting -------------------------------------------------------------------------------
 
 
+class _CrashAt:
+    def __init__(self, point: str | None) -> None:
+        self.point = point
+
+    def __call__(self, point: str) -> None:
+        if point == self.point:
+            os._exit(137)  # as SIGKILL at this instant: nothing after it happens
+
+
+def _crash_at(point: str | None) -> _CrashAt:
+    return _CrashAt(point)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     command_id: str
@@ -197,7 +210,7 @@ async def run_engine(args: argparse.Namespace) -> int:
                 "standby on %s: waiting for the lease (%s)", journal.where, holder.describe() if holder else "free"
             )
         broker = await open_broker(args.broker, catalog)
-        engine = Engine(journal, broker, catalog)
+        engine = Engine(journal, broker, catalog, crash_hook=_crash_at(args.crash_at))
         starting = asyncio.create_task(engine.start(standby=args.standby))
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -9,6 +9,9 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 
 import asyncio
+import contextlib
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,18 @@ from engine.store import users
 from engine.store.journal import Journal
 
 _LOOP_ERRORS: list[dict[str, Any]] = []
+
+
+def _dump_tasks(signum: int, frame: Any) -> None:
+    """`kill -USR1 <pytest pid>` prints every asyncio task's stack: a hung test shows where."""
+    with contextlib.suppress(RuntimeError):
+        for task in asyncio.all_tasks(asyncio.get_event_loop()):
+            print(f"--- task {task.get_name()}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
+signal.signal(signal.SIGUSR1, _dump_tasks)
 
 
 def _record(loop: Any, context: dict[str, Any]) -> None:

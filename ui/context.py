@@ -19,7 +19,7 @@ class DeskContext:
     view: EngineView
     commander: Commander
     actor: Actor  # who gives commands from the window at start (the window may switch it)
-    journal_path: Path  # the desk opens its own read-only connection to it
+    journal_path: Path | str  # a file or a postgresql:// URL; the desk opens its own read connection
     catalog: Mapping[str, Instrument]
     margin_model: MarginModel
     theme: str = "dark"  # until the person picks one (QSettings remembers it)

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiosqlite
 
+from engine.store.db import Db, PgDb, SqliteDb, is_postgres
 from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView, NodeView
 
 # The journal columns the desk shows (the journal's schema is in migrations/).
@@ -71,21 +72,25 @@ class AuditLine:
 
 
 class JournalReader:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Db) -> None:
         self._conn = conn
 
     @classmethod
-    async def open(cls, path: Path) -> JournalReader:
-        conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+    async def open(cls, target: Path | str) -> JournalReader:
+        """A file (read-only connection) or a postgresql:// URL (the desk login reads only)."""
+        if is_postgres(target):
+            db: Db = await PgDb.connect(str(target))
+            await db.execute("SET default_transaction_read_only = on")
+            return cls(db)
+        conn = await aiosqlite.connect(f"file:{target}?mode=ro", uri=True)
         await conn.execute("PRAGMA query_only=ON")
-        return cls(conn)
+        return cls(SqliteDb(conn, Path(target)))
 
     async def close(self) -> None:
         await self._conn.close()
 
     async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        async with self._conn.execute(sql, params) as cur:
-            return [tuple(r) for r in await cur.fetchall()]
+        return await self._conn.fetch(sql, params)
 
     async def intents(self) -> list[IntentView]:
         cols = ", ".join(INTENT_COLUMNS)

@@ -37,8 +37,10 @@ class DeskStatusBar(QStatusBar):
         self.trading = QLabel()
         self.role = QLabel()
         self.db = QLabel(f"journal {db_path}")
+        self.engine = QLabel()
+        self.engine.setObjectName("attachedEngine")
         self.addWidget(self.message, 1)
-        for w in (self.broker, self.offset, self.trading, self.role, self.db):
+        for w in (self.broker, self.offset, self.trading, self.role, self.engine, self.db):
             self.addPermanentWidget(w)
         self.set_actor(actor)
         self.refresh()
@@ -58,6 +60,12 @@ class DeskStatusBar(QStatusBar):
     def refresh(self) -> None:
         """Read what the view says now (the window calls this every half second)."""
         self.show_connection(self.view.connection())
+        attached_to = getattr(self.view, "attached_to", None)  # a desk attached to another process's engine
+        if attached_to is None:
+            self.engine.setText("engine in this window")
+        else:
+            text = attached_to()
+            _badge(self.engine, text, "" if text.endswith(": alive") else CONNECTION_COLOURS[ConnectionState.CLOSED])
         if not self.view.broker_usable():
             _badge(self.broker, "broker UNUSABLE: opening orders wait", CONNECTION_COLOURS[ConnectionState.CLOSED])
         state = self.view.trading_state.value

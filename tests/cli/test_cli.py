@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -162,20 +163,32 @@ def test_bad_groups_file_exits_nonzero_with_one_line_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.json"]
 
 
-def test_wrong_role_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    run = td(
-        "recover",
-        "--db",
-        str(tmp_path / "j.db"),
-        "--broker",
-        f"paper:{tmp_path / 'x.db'}",
-        "--approve",
-        "X",
-        "--role",
-        "trader",
+def test_wrong_role_is_refused_and_audited(tmp_path: Path) -> None:
+    recover = ["recover", "--db", str(tmp_path / "j.db"), "--broker", f"paper:{tmp_path / 'x.db'}"]
+    run = td(*recover, "--approve", "X", "--role", "trader")
+    assert run.returncode == 2 and "no journal at" in run.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is created for a journal that does not exist"
+    groups = tmp_path / "g.json"
+    groups.write_text("[]")
+    assert (
+        td(
+            "headless",
+            "--db",
+            str(tmp_path / "j.db"),
+            "--broker",
+            f"paper:{tmp_path / 'x.db'}",
+            "--groups",
+            str(groups),
+        ).returncode
+        == 0
     )
+    run = td(*recover, "--approve", "X", "--role", "trader")
     assert run.returncode == 2 and "needs the operator role" in run.stderr
-    assert list(tmp_path.iterdir()) == []
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        audit = conn.execute("SELECT role, command, outcome FROM audit_log").fetchall()
+        commands = conn.execute("SELECT action, role, status, role_needed FROM commands").fetchall()
+    assert audit == [("trader", "approve_retry", "REFUSED")], "the refusal is in the audit log"
+    assert commands == [("approve", "trader", "REFUSED", "operator")]
 
 
 def test_instruments_json_lists_the_catalog() -> None:

@@ -39,9 +39,11 @@ class EngineProcess:
     def __init__(self, db: str, broker: str, log: Path, env: dict[str, str] | None = None, standby: bool = False):
         self.db, self.broker, self.log, self.env, self.standby = db, broker, log, env, standby
         self.proc: subprocess.Popen[str] | None = None
+        self.args_extra: list[str] = []
 
     def start(self) -> EngineProcess:
         args = ["engine", "--db", self.db, "--broker", self.broker] + (["--standby"] if self.standby else [])
+        args += self.args_extra
         with self.log.open("a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", *args],

@@ -123,3 +123,6 @@ async def desk(tmp_path: Path, catalog: dict[str, Instrument]) -> AsyncIterator[
 
 
 __all__ = ["OPERATOR", "RISK", "TRADER", "DeskHarness", "until"]
+
+
+from tests.integration.shared import pg_cluster, pg_desk  # noqa: E402, F401  (fixtures)

@@ -39,6 +39,7 @@ from engine.core.notices import (
     RecoveryDone,
     TradingStateChanged,
 )
+from engine.store.db import SqliteDb
 from ui.models.columns import group_columns
 from ui.models.hedge_tree import HedgeTreeModel
 from ui.models.table import KeyedTableModel
@@ -234,7 +235,7 @@ async def test_the_journal_reader_computes_the_same_net_exposure_as_the_engine()
             for leg in g.spec.legs:
                 await conn.execute("INSERT INTO legs VALUES (?, ?, ?, ?)", (gid, leg.role.value, leg.symbol, leg.qty))
         intents = [IntentView.of(r) for r in book.intents.values()]
-        rows = {r.group_id: r for r in await JournalReader(conn).groups(intents, {"SHORT"})}
+        rows = {r.group_id: r for r in await JournalReader(SqliteDb(conn, Path(":memory:"))).groups(intents, {"SHORT"})}
     finally:
         await conn.close()
     assert {gid: r.net_cover_qty for gid, r in rows.items()} == {gid: c[2] for gid, c in EXPOSURE_CASES.items()}
