@@ -27,7 +27,7 @@ class EngineConfig:
     stop_timeout_ms: int = 2_000  # broker time a triggered SL-LIMIT may take before the MARKET fallback
     stop_cancel_confirm_ms: int = 1_000  # broker time to wait for a stop's cancel to be confirmed
     batch_max: int = 500
-    command_poll_ms: int = 50  # how often the engine looks for command rows other processes submitted
+    command_poll_ms: int = 20  # SQLite: how often the engine looks for command rows other processes submitted
     lease_renew_ms: int = 1000  # lease renewal and heartbeat period (self-fencing within ~4 s)
     clock_step_ms: int = 1_000  # an exchange timestamp this far off our estimate is a clock step
     cancel_confirm_ms: int = 3_000  # broker time a leg/hedge cancel may take before it is asked again

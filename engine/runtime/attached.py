@@ -3,7 +3,7 @@
 It implements the same two ports as the engine hosted in a desk: ``EngineView`` from what the
 engine committed, and ``Commander`` by submitting command rows and waiting for their outcome.
 It follows the journal by the lease row's ``commit_seq``, which every engine transaction bumps:
-woken by LISTEN/NOTIFY on PostgreSQL, and polled (every 100 ms on SQLite, every 2 s on
+woken by LISTEN/NOTIFY on PostgreSQL, and polled (every 50 ms on SQLite, every 2 s on
 PostgreSQL as the safety net for notifications lost while disconnected). When the sequence moved,
 it reloads the engine's state through the engine's own loader, so both show the same book."""
 
@@ -18,8 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-
 from engine.catalog import load_margin_model
 from engine.core.book import Book
 from engine.core.commands import Command, CommandError, RoleError
@@ -32,6 +30,7 @@ from engine.core.trading_state import TradingState
 from engine.runtime import command_rows
 from engine.runtime.loader import load_state
 from engine.runtime.view import ConnectionState, EngineFailure
+from engine.store.db import listen
 from engine.store.journal import Journal
 from engine.store.lease import Holder, read_holder
 from engine.store.users import os_user
@@ -75,17 +74,18 @@ class AttachedEngine:
         self.failure: BaseException | None = None
         self.reloads = 0
         self._listeners: list[Callable[[EngineEvent], None]] = []
-        self._poll_s = (poll_ms if poll_ms is not None else (2000 if journal.dialect == "postgresql" else 100)) / 1000
+        self._poll_s = (poll_ms if poll_ms is not None else (2000 if journal.dialect == "postgresql" else 50)) / 1000
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._changed = asyncio.Event()
+        self.changed = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.journal.dialect == "postgresql":
             # LISTEN first, then read: nothing committed in between is missed.
-            self._tasks.append(asyncio.create_task(self._listen(), name="desk-listen"))
+            url = self.journal.db.url  # type: ignore[attr-defined]
+            self._tasks.append(asyncio.create_task(listen(url, "td_journal", self._wake), name="desk-listen"))
         await self.refresh(force=True)
         self._tasks.append(asyncio.create_task(self._follow(), name="desk-follow"))
 
@@ -111,26 +111,6 @@ class AttachedEngine:
                 log.warning("reading the journal failed: %s", exc)
                 self.engine.alive = False
 
-    async def _listen(self) -> None:
-        assert self.journal.path is None
-        url = self.journal.db.url  # type: ignore[attr-defined]
-        backoff = 0.2
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-                async with conn:
-                    await conn.execute("LISTEN td_journal")
-                    self._wake.set()  # re-read from the last seen seq after (re)connecting
-                    backoff = 0.2
-                    async for _ in conn.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("LISTEN connection lost (%s); polling meanwhile", exc)
-            await asyncio.sleep(backoff)  # reconnect backoff, not a timing decision
-            backoff = min(backoff * 2, 5.0)
-
     async def refresh(self, *, force: bool = False) -> bool:
         """Re-read the journal if the engine committed since the last look; True if it did."""
         rows = await self.journal.db.fetch("SELECT commit_seq, status_json FROM lease WHERE id=1")
@@ -151,7 +131,7 @@ class AttachedEngine:
         )
         self.reloads += 1
         self._emit_differences(before, self.state)
-        self._changed.set()
+        self.changed.set()
         return True
 
     def _emit_differences(self, before: EngineState, after: EngineState) -> None:
@@ -237,6 +217,7 @@ class AttachedEngine:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while True:
+            self.changed.clear()
             row = await command_rows.by_id(self.journal.db, cid)
             if row is not None and row.status == "DONE":
                 self._wake.set()
@@ -251,7 +232,11 @@ class AttachedEngine:
                 raise EngineFailure(
                     f"no answer from the engine within {wait_s:g} s ({who}); command {cid} stays queued"
                 )
-            await asyncio.sleep(0.01)  # polling the outcome row; the deadline bounds it
+            # The outcome commits with a journal change: woken by it (NOTIFY on PostgreSQL), or
+            # after 10 ms (a poll of the row; the deadline bounds it).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.01):
+                    await self.changed.wait()
 
 
 def _severity(kind: EscalationKind) -> Severity:

@@ -56,6 +56,7 @@ from engine.runtime import command_rows
 from engine.runtime.ids import new_client_order_id
 from engine.runtime.loader import load_state
 from engine.runtime.view import ConnectionState, EngineFailure
+from engine.store.db import PgDb, listen
 from engine.store.journal import Journal
 from engine.store.lease import Fenced
 from engine.store.users import roles_held
@@ -304,16 +305,32 @@ class Engine:
             )
 
     async def _poll_commands(self) -> None:
-        """Pick up submitted command rows: a short poll of an indexed query (SQLite has no
-        notifications; on PostgreSQL ``desk_submit`` also NOTIFYs, and the poll is the net)."""
-        while True:
-            try:
-                await self._take_submitted()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the journal failing is noticed by the next transaction
-                log.warning("reading submitted commands failed: %s", exc)
-            await asyncio.sleep(self.config.command_poll_ms / 1000)  # a poll interval, not a decision
+        """Pick up submitted command rows. PostgreSQL: woken by the NOTIFY ``desk_submit`` sends,
+        with a 1 s poll as the net for notifications lost while disconnected. SQLite (no
+        notifications): a short poll of an indexed query."""
+        wake = asyncio.Event()
+        listener = None
+        poll_s = self.config.command_poll_ms / 1000
+        if isinstance(self.journal.db, PgDb):
+            listener = asyncio.create_task(listen(self.journal.db.url, "td_commands", wake), name="engine-listen")
+            poll_s = 1.0
+        try:
+            while True:
+                wake.clear()
+                try:
+                    await self._take_submitted()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the journal failing is noticed by the next transaction
+                    log.warning("reading submitted commands failed: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(poll_s):  # a poll interval, not a decision
+                        await wake.wait()
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await listener
 
     async def _keep_lease(self) -> None:
         """Renew the lease (self-fencing: an engine that cannot show it still holds the lease

@@ -8,6 +8,8 @@ PGPASSWORD, ~/.pgpass or a client certificate, never from the command line or a 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiosqlite
 import psycopg
 from psycopg.pq import TransactionStatus
+
+log = logging.getLogger(__name__)
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 
@@ -166,3 +170,26 @@ class PgDb(Db):
 
     async def close(self) -> None:
         await self.conn.close()
+
+
+async def listen(url: str, channel: str, wake: asyncio.Event) -> None:
+    """LISTEN on ``channel`` over a dedicated connection (psycopg's ``notifies()`` holds it) and
+    set ``wake`` on every notification, and once after each (re)connect: notifications sent while
+    disconnected are lost, so the reader re-reads from its last seen sequence then. Runs until
+    cancelled; reconnects with backoff."""
+    backoff = 0.2
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            async with conn:
+                await conn.execute(f"LISTEN {channel}")
+                wake.set()
+                backoff = 0.2
+                async for _ in conn.notifies():
+                    wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("LISTEN %s on %s lost (%s); polling meanwhile", channel, redact(url), exc)
+        await asyncio.sleep(backoff)  # reconnect backoff, not a timing decision
+        backoff = min(backoff * 2, 5.0)

@@ -39,7 +39,9 @@ def file_owner(path: Path) -> str | None:
 
 async def roles_held(db: Db, user: str, journal_path: Path | None = None) -> frozenset[Role]:
     if db.dialect == "postgresql":
-        held = set()
+        held: set[Role] = set()
+        if not await db.fetch("SELECT 1 FROM pg_roles WHERE rolname=?", (user,)):
+            return frozenset()  # no such login: it holds nothing
         for role, pg_role in PG_ROLE.items():
             rows = await db.fetch(
                 "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname=?) AND pg_has_role(?, ?, 'MEMBER')",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg import ADMIN, Cluster, start_cluster
+from engine.store.pg_cluster import ADMIN, Cluster, start_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE_LOGIN, ENGINE_PASSWORD = "td_engine", "engine-secret-1"

@@ -1004,6 +1004,13 @@ async def test_class7_a_larger_cumulative_qty_after_cancelled_is_taken_whatever_
     async with Desk(tmp_path, ex.url) as desk:
         await desk.launch(victim())
         played(f, await desk.wait_fired(2), 2)
+
+        async def venue_filled_the_hedge() -> bool:
+            return any(o.symbol == HEDGE and o.filled_qty == 375 for o in await desk.broker.orders())
+
+        # The venue fills the other 225 at its next step after the held cancel. Until it has, the
+        # desk can look settled (CANCELLED 150 both sides): settling first would race the venue.
+        f.check(await wait_for(venue_filled_the_hedge, 10), "test setup: the venue never filled the other 225")
         await desk.launch(bystander())
         await desk.settle(["V", "B"], SETTLE_S)
         stats = await desk.server_stats()

@@ -1,4 +1,4 @@
-"""One engine, many desks, on a real PostgreSQL server (a throwaway cluster; tests/pg.py).
+"""One engine, many desks, on a real PostgreSQL server (a throwaway cluster; engine/store/pg_cluster.py).
 
 Each person is their own PostgreSQL login (SCRAM passwords): tina holds desk_trader, rita
 desk_risk, omar desk_operator, mallory no desk role. The engine runs as td_engine."""

@@ -1,6 +1,6 @@
-"""A real, throwaway PostgreSQL 15 cluster for the tests (Debian's ``postgresql`` package, which
-``.ci/setup`` installs): ``initdb`` with SCRAM passwords for every login, a server on a free
-loopback port, removed when the test session ends. ``initdb`` refuses root, so as root the
+"""A real, throwaway PostgreSQL 15 cluster, for the tests and ``trading-desk bench`` (Debian's
+``postgresql`` package, which ``.ci/setup`` installs): ``initdb`` with SCRAM passwords for every
+login, a server on a free loopback port, removed by ``stop()``. ``initdb`` refuses root, so as root the
 cluster belongs to the ``postgres`` OS user (as ``pg_virtualenv`` does it).
 
 Every test gets its own database; logins and the desk roles are cluster-wide."""
@@ -78,7 +78,13 @@ def _run(owner: str | None, argv: list[str]) -> subprocess.CompletedProcess[str]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
-def start_cluster() -> Cluster:
+def installed() -> bool:
+    return (PG_BIN / "initdb").exists()
+
+
+def start_cluster(*, fsync: bool = False) -> Cluster:
+    """``fsync`` off for tests (a throwaway cluster need not survive power loss); on for
+    latency figures, which must include the WAL flush a durable commit waits for."""
     if not (PG_BIN / "initdb").exists():
         raise RuntimeError(f"PostgreSQL 15 is not installed ({PG_BIN}): run bash .ci/setup")
     owner = "postgres" if os.geteuid() == 0 else None
@@ -99,7 +105,8 @@ def start_cluster() -> Cluster:
     if init.returncode != 0:
         raise RuntimeError(f"initdb failed: {init.stderr}")
     port = _free_port()
-    opts = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    durability = "on" if fsync else "off"
+    opts = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync={durability} -c max_connections=200"
     start = _run(owner, [str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-o", opts, "-l", str(root / "log"), "start"])
     if start.returncode != 0:
         raise RuntimeError(f"pg_ctl start failed: {start.stderr} {(root / 'log').read_text(errors='replace')}")
