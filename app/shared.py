@@ -160,16 +160,27 @@ def _command_args(action: str, rest: list[str], note: str | None) -> list[dict[s
     raise UsageError(f"unknown action {action!r}; one of {', '.join(ACTION_ROLE)}")
 
 
+async def _default_role(journal: Journal, action: str) -> Role:
+    """The role the action needs; for HALT and REDUCE (anyone may tighten), one the person holds."""
+    if action not in ("halt", "reduce"):
+        return ACTION_ROLE[action]
+    me = users.os_user()
+    if journal.dialect == "postgresql":  # the person is the database login
+        me = str((await journal.fetch("SELECT session_user"))[0][0])
+    held = await users.roles_held(journal.db, me, journal.path)
+    return next((r for r in (Role.TRADER, Role.RISK, Role.OPERATOR) if r in held), Role.TRADER)
+
+
 async def run_command(args: argparse.Namespace) -> int:
     action = args.action
     if action not in ACTION_ROLE:
         raise UsageError(f"unknown action {action!r}; one of {', '.join(ACTION_ROLE)}")
-    role = Role(args.role) if args.role else ACTION_ROLE[action]
     payloads = _command_args(action, list(args.args), args.note)
     if args.wait < 0:
         raise UsageError("--wait must be 0 or more seconds")
     journal = await Journal.open(journal_target(args.db))
     try:
+        role = Role(args.role) if args.role else await _default_role(journal, action)
         outcomes = [await submit_and_wait(journal, action, p, role, args.wait) for p in payloads]
     finally:
         await journal.close()
