@@ -16,6 +16,7 @@ from app.brokers import BrokerUrlError, open_broker
 from app.errors import UsageError
 from app.shared import journal_target
 from engine.catalog import load_catalog
+from engine.core.book import IntentRow
 from engine.core.events import OrderSnapshot
 from engine.core.groups import GroupSpecError
 from engine.core.instruments import CatalogError, paise_to_str
@@ -253,18 +254,7 @@ async def _recover(args: argparse.Namespace) -> int:
             else:
                 out = {
                     "recovery": summary,
-                    "orphaned": [
-                        {
-                            "client_order_id": r.client_order_id,
-                            "intent_id": r.intent_id,
-                            "group_id": r.group_id,
-                            "symbol": r.symbol,
-                            "side": r.side.value,
-                            "qty": r.qty,
-                            "reason": r.reason,
-                        }
-                        for r in engine.waiting_rows()
-                    ],
+                    "orphaned": [_orphan_json(r) for r in engine.waiting_rows()],
                 }
         finally:
             await engine.stop()
@@ -273,6 +263,18 @@ async def _recover(args: argparse.Namespace) -> int:
         await journal.close()
     print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0
+
+
+def _orphan_json(r: IntentRow) -> dict[str, Any]:
+    return {
+        "client_order_id": r.client_order_id,
+        "intent_id": r.intent_id,
+        "group_id": r.group_id,
+        "symbol": r.symbol,
+        "side": r.side.value,
+        "qty": r.qty,
+        "reason": r.reason,
+    }
 
 
 async def _recover_through_engine(journal: Journal, args: argparse.Namespace, actor: Actor) -> int:
@@ -290,18 +292,7 @@ async def _recover_through_engine(journal: Journal, args: argparse.Namespace, ac
         rows = await journal.load_intents("status='ORPHANED'")
         out = {
             "through_engine": True,
-            "orphaned": [
-                {
-                    "client_order_id": r.client_order_id,
-                    "intent_id": r.intent_id,
-                    "group_id": r.group_id,
-                    "symbol": r.symbol,
-                    "side": r.side.value,
-                    "qty": r.qty,
-                    "reason": r.reason,
-                }
-                for r in rows
-            ],
+            "orphaned": [_orphan_json(r) for r in rows],
         }
     print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0

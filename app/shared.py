@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +20,14 @@ from typing import Any
 from app.brokers import open_broker
 from app.errors import UsageError
 from engine.catalog import load_catalog
-from engine.core.commands import CommandError
 from engine.core.groups import parse_groups
 from engine.core.model import Role
 from engine.runtime import command_rows
 from engine.runtime.engine import Engine
 from engine.store import users
-from engine.store.db import is_postgres, redact
+from engine.store.db import is_postgres
 from engine.store.journal import Journal
 from engine.store.lease import read_holder
-from engine.store.migrations import JournalError
 
 log = logging.getLogger("trading-desk")
 
@@ -71,10 +68,6 @@ class _CrashAt:
     def __call__(self, point: str) -> None:
         if point == self.point:
             os._exit(137)  # as SIGKILL at this instant: nothing after it happens
-
-
-def _crash_at(point: str | None) -> _CrashAt:
-    return _CrashAt(point)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +214,7 @@ async def run_engine(args: argparse.Namespace) -> int:
                 "standby on %s: waiting for the lease (%s)", journal.where, holder.describe() if holder else "free"
             )
         broker = await open_broker(args.broker, catalog)
-        engine = Engine(journal, broker, catalog, crash_hook=_crash_at(args.crash_at))
+        engine = Engine(journal, broker, catalog, crash_hook=_CrashAt(args.crash_at))
         starting = asyncio.create_task(engine.start(standby=args.standby))
         stopping = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -324,8 +317,4 @@ async def run_db_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-__all__ = ["CommandError", "JournalError", "redact", "run_command", "run_db_init", "run_engine", "run_users"]
+__all__ = ["run_command", "run_db_init", "run_engine", "run_users"]

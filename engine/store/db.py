@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,26 +44,31 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-class Db:
+class Db(ABC):
     """One connection. ``execute``/``executemany``/``fetch`` take SQLite-spelled SQL."""
 
     dialect = "sqlite"
     where = ""
 
+    @abstractmethod
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        raise NotImplementedError
+        """(each backend)"""
 
+    @abstractmethod
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        """(each backend)"""
 
+    @abstractmethod
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        """(each backend)"""
 
+    @abstractmethod
     async def begin(self) -> None:
-        raise NotImplementedError
+        """(each backend)"""
 
+    @abstractmethod
     async def execute_script(self, sql: str) -> None:
-        raise NotImplementedError
+        """(each backend)"""
 
     async def commit(self) -> None:
         await self.execute("COMMIT")
@@ -71,11 +77,13 @@ class Db:
         await self.execute("ROLLBACK")
 
     @property
+    @abstractmethod
     def in_transaction(self) -> bool:
-        raise NotImplementedError
+        """(each backend)"""
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """(each backend)"""
 
 
 class SqliteDb(Db):
@@ -94,6 +102,9 @@ class SqliteDb(Db):
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await self.conn.execute_fetchall(sql, tuple(params))]
+
+    async def execute_script(self, sql: str) -> None:
+        await self.conn.executescript(sql)
 
     async def begin(self) -> None:
         await self.conn.execute("BEGIN IMMEDIATE")

@@ -19,6 +19,7 @@ import fcntl
 import os
 import socket
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,19 +106,23 @@ async def _bump_epoch(db: Db) -> int:
     return int(rows[0][0])
 
 
-class Lease:
+class Lease(ABC):
     """Taken before recovery, held until release (or death)."""
 
     epoch: int | None = None
 
+    @abstractmethod
     async def acquire(self, db: Db, *, wait: bool = False, poll_s: float = 0.5) -> int:
-        raise NotImplementedError
+        """Take the lease (or wait for it, a standby) and bump the epoch; returns the epoch."""
 
     async def renew(self) -> None:
-        """Prove the lease is still ours; raises when it cannot be shown (self-fencing)."""
+        """Prove the lease is still ours; raises when it cannot be shown (self-fencing). The OS
+        lock of a file lease cannot be lost while the process lives: nothing to prove."""
+        return None
 
+    @abstractmethod
     def release(self) -> None:
-        raise NotImplementedError
+        """Give the lease up (closing what holds it)."""
 
 
 class FileLease(Lease):

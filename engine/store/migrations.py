@@ -63,21 +63,27 @@ async def migrate(conn: aiosqlite.Connection, where: str, directory: Path = MIGR
         for r in await conn.execute_fetchall("SELECT version, name, checksum FROM schema_migrations")
     }
     newest_known = known[-1].version if known else 0
+    for mig in _pending(known, applied, where):
+        await _apply(conn, mig, where)
+    return newest_known
+
+
+def _pending(known: list[Migration], applied: dict[int, tuple[str, str]], where: str) -> list[Migration]:
+    """The migrations still to apply. A database newer than this code, or one whose applied
+    migration differs from the file we ship, is refused."""
+    newest_known = known[-1].version if known else 0
     if applied and max(applied) > newest_known:
         raise JournalError(
             f"{where} is at schema version {max(applied)}, newer than this Trading Desk knows "
             f"({newest_known}); upgrade the application instead of opening it with this one"
         )
     for mig in known:
-        if mig.version in applied:
-            if applied[mig.version][1] != mig.checksum:
-                raise JournalError(
-                    f"{where}: migration {mig.version:03d}_{applied[mig.version][0]} was applied from a "
-                    "different file than the one shipped; refusing to guess"
-                )
-            continue
-        await _apply(conn, mig, where)
-    return newest_known
+        if mig.version in applied and applied[mig.version][1] != mig.checksum:
+            raise JournalError(
+                f"{where}: migration {mig.version:03d}_{applied[mig.version][0]} was applied from a "
+                "different file than the one shipped; refusing to guess"
+            )
+    return [mig for mig in known if mig.version not in applied]
 
 
 async def _apply(conn: aiosqlite.Connection, mig: Migration, where: str) -> None:
@@ -139,19 +145,7 @@ async def migrate_pg(db: Db, directory: Path = MIGRATIONS_DIR, *, apply: bool) -
         int(r[0]): (str(r[1]), str(r[2]))
         for r in await db.fetch("SELECT version, name, checksum FROM schema_migrations")
     }
-    if applied and max(applied) > newest_known:
-        raise JournalError(
-            f"{db.where} is at schema version {max(applied)}, newer than this Trading Desk knows "
-            f"({newest_known}); upgrade the application instead of opening it with this one"
-        )
-    for mig in known:
-        if mig.version in applied:
-            if applied[mig.version][1] != mig.checksum:
-                raise JournalError(
-                    f"{db.where}: migration {mig.version:03d}_{applied[mig.version][0]} was applied from a "
-                    "different file than the one shipped; refusing to guess"
-                )
-            continue
+    for mig in _pending(known, applied, db.where):
         if not apply:
             raise JournalError(
                 f"{db.where} is at schema version {max(applied, default=0)}, older than this Trading Desk"
