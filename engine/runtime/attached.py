@@ -76,6 +76,7 @@ class AttachedEngine:
         self._listeners: list[Callable[[EngineEvent], None]] = []
         self._poll_s = (poll_ms if poll_ms is not None else (2000 if journal.dialect == "postgresql" else 50)) / 1000
         self._wake = asyncio.Event()
+        self._io = asyncio.Lock()  # one connection: a snapshot read and a submit never interleave
         self._tasks: list[asyncio.Task[None]] = []
         self.changed = asyncio.Event()
 
@@ -112,23 +113,36 @@ class AttachedEngine:
                 self.engine.alive = False
 
     async def refresh(self, *, force: bool = False) -> bool:
-        """Re-read the journal if the engine committed since the last look; True if it did."""
-        rows = await self.journal.db.fetch("SELECT commit_seq, status_json FROM lease WHERE id=1")
-        seq = int(rows[0][0]) if rows else 0
-        self.engine.holder = await read_holder(self.journal.db)
-        self.engine.alive = await self.journal.engine_alive()
+        """Re-read the journal if the engine committed since the last look; True if it did.
+
+        The sequence and the state are read in one snapshot (a read-only transaction), and both
+        are published together after it: a desk never shows a state that mixes two commits, nor
+        a sequence newer than the state it shows (the desk re-reads its rows when the sequence
+        moves, so a sequence published early would leave it on the older state)."""
+        async with self._io:
+            db = self.journal.db
+            await db.begin_snapshot()
+            try:
+                rows = await db.fetch("SELECT commit_seq, status_json FROM lease WHERE id=1")
+                seq = int(rows[0][0]) if rows else 0
+                holder = await read_holder(db)
+                state = None
+                if force or seq != self.engine.commit_seq:
+                    state = await load_state(
+                        self.journal, self.catalog, self.config, self.margin_model, lambda: "", everything=True
+                    )
+            finally:
+                await db.rollback()
+            alive = await self.journal.engine_alive()
+        self.engine.holder, self.engine.alive = holder, alive
         self.engine.seen_at_ms = time.time_ns() // 1_000_000
         try:
             self.engine.status = json.loads(rows[0][1]) if rows else {}
         except ValueError:
             self.engine.status = {}
-        if not force and seq == self.engine.commit_seq:
+        if state is None:
             return False
-        self.engine.commit_seq = seq
-        before = self.state
-        self.state = await load_state(
-            self.journal, self.catalog, self.config, self.margin_model, lambda: "", everything=True
-        )
+        before, self.state, self.engine.commit_seq = self.state, state, seq
         self.reloads += 1
         self._emit_differences(before, self.state)
         self.changed.set()
@@ -212,13 +226,15 @@ class AttachedEngine:
         action, args = command_rows.encode(command)
         cid = command_rows.new_command_id()
         role: Role = command.actor.role
-        await command_rows.submit(self.journal.db, cid, action, args, role, os_user())
+        async with self._io:
+            await command_rows.submit(self.journal.db, cid, action, args, role, os_user())
         self._wake.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while True:
             self.changed.clear()
-            row = await command_rows.by_id(self.journal.db, cid)
+            async with self._io:
+                row = await command_rows.by_id(self.journal.db, cid)
             if row is not None and row.status == "DONE":
                 self._wake.set()
                 value = json.loads(row.outcome_json or "{}").get("value")

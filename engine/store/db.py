@@ -67,6 +67,10 @@ class Db(ABC):
         """(each backend)"""
 
     @abstractmethod
+    async def begin_snapshot(self) -> None:
+        """Start a read-only transaction whose reads all see one committed state."""
+
+    @abstractmethod
     async def execute_script(self, sql: str) -> None:
         """(each backend)"""
 
@@ -111,6 +115,10 @@ class SqliteDb(Db):
         # A step's batch holds rows that refer to each other both ways (a node and its
         # escalation); foreign keys are checked at COMMIT, still all or nothing.
         await self.conn.execute("PRAGMA defer_foreign_keys=ON")
+
+    async def begin_snapshot(self) -> None:
+        # Deferred: in WAL mode the first read fixes the snapshot until COMMIT/ROLLBACK.
+        await self.conn.execute("BEGIN DEFERRED")
 
     @property
     def in_transaction(self) -> bool:
@@ -170,6 +178,9 @@ class PgDb(Db):
 
     async def begin(self) -> None:
         await self.conn.execute("BEGIN")
+
+    async def begin_snapshot(self) -> None:
+        await self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     async def execute_script(self, sql: str) -> None:
         """Several statements, unparameterised and untranslated (migrations)."""

@@ -3,14 +3,19 @@ journal made by `trading-desk db init`, and logins for the desk's three people."
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,3 +151,84 @@ def pg_desk(pg_cluster: Cluster) -> PgDesk:
 
 def env_without_pg() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+
+class DeskProcess:
+    """One person's desk window in its own process (tests/ui/desk_process.py), logged in to the
+    journal as that person. ``send`` returns a request id; ``reply`` waits for its answer, so a
+    test can have one desk watch while another acts. ``ask`` is both."""
+
+    def __init__(self, db: str, role: str, home: Path, env: dict[str, str]):
+        home.mkdir(parents=True, exist_ok=True)
+        self.home, self.ids, self.answers = home, itertools.count(1), queue.Queue[dict[str, Any]]()
+        self.pending: dict[int | None, dict[str, Any]] = {}
+        self.err = (home / "desk.err").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.ui.desk_process", "--db", db, "--role", role, "--home", str(home)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+            env={**env, "QT_QPA_PLATFORM": "offscreen"},
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        self.opened = self.reply(None, 30)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.answers.put(json.loads(line))
+        self.answers.put({"id": "eof"})
+
+    def send(self, op: str, **args: Any) -> int:
+        assert self.proc.stdin is not None
+        ident = next(self.ids)
+        self.proc.stdin.write(json.dumps({"id": ident, "op": op, **args}) + "\n")
+        self.proc.stdin.flush()
+        return ident
+
+    def reply(self, ident: int | None, timeout_s: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while ident not in self.pending:
+            try:
+                got = self.answers.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"desk {self.home.name}: no answer to {ident} in {timeout_s}s") from None
+            if got["id"] == "eof":
+                raise AssertionError(f"desk {self.home.name} exited:\n{(self.home / 'desk.err').read_text()}")
+            self.pending[got["id"]] = got
+        answer = self.pending.pop(ident)
+        if "error" in answer:
+            raise AssertionError(f"desk {self.home.name}: {answer['error']}")
+        return answer
+
+    def ask(self, op: str, timeout_s: float = 20, **args: Any) -> dict[str, Any]:
+        return self.reply(self.send(op, **args), timeout_s)
+
+    def until(self, test: Any, timeout_s: float, what: str) -> dict[str, Any]:
+        """Ask for the window's state until ``test(state)`` holds."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            shown = self.ask("state")
+            if test(shown):
+                return shown
+            if time.monotonic() > deadline:
+                raise AssertionError(f"desk {self.home.name}: timed out waiting for {what}; it shows {shown}")
+            time.sleep(0.05)
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.err.close()
+        return self.proc.returncode

@@ -157,3 +157,45 @@ def test_users_and_command_from_a_shell(tmp_path: Path) -> None:
     waiting = td("command", "--db", db, "halt", "--wait", "0.3")
     assert waiting.returncode == 3 and "no answer within 0.3 s" in waiting.stderr
     assert td("command", "--db", db, "fly", "--wait", "0").returncode == 2
+
+
+async def test_an_attached_desk_publishes_the_sequence_with_the_state_it_read_in_one_snapshot(
+    tmp_path: Path, catalog: dict[str, Instrument], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit landing while the desk reloads must neither half-appear in the state it loads
+    (one snapshot) nor be hidden behind a sequence published before the state (the desk's window
+    re-reads rows only when the sequence moves, so it would stay on the older state)."""
+    from engine.runtime import attached
+
+    path = tmp_path / "journal.db"
+    journal = await Journal.open(path)
+    broker = await PaperBroker.open(tmp_path / "x.db", catalog)
+    engine = Engine(journal, broker, catalog)
+    await engine.start()
+    desk = AttachedEngine(await Journal.open(path), catalog, poll_ms=60_000)
+    await desk.start()
+    real_load = attached.load_state
+    seen_during_load: list[int] = []
+
+    async def load_while_the_engine_commits(*args: object, **kwargs: object) -> object:
+        seen_during_load.append(desk.event_count())
+        await engine.launch(spread("MID", catalog).spec, Actor(ME, Role.TRADER))  # commits meanwhile
+        return await real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    try:
+        await engine.launch(spread("S1", catalog).spec, Actor(ME, Role.TRADER))
+        before = desk.event_count()
+        monkeypatch.setattr(attached, "load_state", load_while_the_engine_commits)
+        assert await desk.refresh()
+        monkeypatch.setattr(attached, "load_state", real_load)
+        assert seen_during_load == [before], "the new sequence was published before its state was read"
+        assert "MID" not in desk.snapshot().groups, "a commit after the snapshot leaked into the state"
+        assert "S1" in desk.snapshot().groups
+        assert await desk.refresh(), "the commit that landed meanwhile moves the sequence again"
+        assert "MID" in desk.snapshot().groups
+    finally:
+        await desk.stop()
+        await desk.journal.close()
+        await engine.stop()
+        await broker.close()
+        await journal.close()
