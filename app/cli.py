@@ -13,8 +13,10 @@ from typing import Any
 
 from app import headless
 from app.brokers import BrokerUrlError, open_broker
+from app.chaos import add_parser as add_chaos_parser
 from app.errors import UsageError
 from app.shared import journal_target
+from app.simulate import add_parser as add_simulate_parser
 from engine.catalog import load_catalog
 from engine.core.book import IntentRow
 from engine.core.events import OrderSnapshot
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     i = sub.add_parser("instruments", help="list the instrument catalog")
     i.add_argument("--json", action="store_true")
+    add_simulate_parser(sub)
+    add_chaos_parser(sub)
     b = sub.add_parser("bench", help="measure engine performance as ratios in one run")
     b.add_argument("--json", action="store_true")
     x = sub.add_parser("exchange", help="run the paper exchange server (websocket JSON on 127.0.0.1)")
@@ -183,6 +187,14 @@ async def _dispatch(command: str, args: argparse.Namespace) -> int:
 
         run = {"engine": shared.run_engine, "command": shared.run_command, "users": shared.run_users}
         return await run.get(command, shared.run_db_init)(args)
+    if command == "chaos":
+        from app.chaos import run_chaos
+
+        return await run_chaos(args)
+    if command == "simulate":
+        from app.simulate import run_simulate
+
+        return await run_simulate(args)
     if command == "bench":
         from app.bench import run_bench
 

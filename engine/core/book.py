@@ -142,7 +142,7 @@ class GroupRuntime:
     @property
     def settled(self) -> bool:
         if self.state is GroupState.HEDGED and self.close_requested:
-            return False  # closing: settled once COMPLETED
+            return self.waiting_on_person  # closing: settled once COMPLETED, or once the close is stuck on a person
         return self.state in TERMINAL_GROUP_STATES or self.state is GroupState.HEDGED or self.waiting_on_person
 
 
@@ -251,7 +251,9 @@ class Book:
             or r.status in (IntentStatus.PENDING, IntentStatus.UNKNOWN)
             or (r.purpose in _EXIT_SIDE and _in_play(r))
             for r in rows
-            if r.status is not IntentStatus.ORPHANED and not self.cancel_stuck(r)
+            if r.status is not IntentStatus.ORPHANED
+            and r.status not in _CLOSED_BY_OPERATOR
+            and not self.cancel_stuck(r)
         )
 
     def cancel_stuck(self, row: IntentRow) -> bool:

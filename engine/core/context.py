@@ -186,17 +186,8 @@ class StepContext:
         self.notify(
             IntentJournaled(row.client_order_id, row.group_id, row.role, row.symbol, row.side, row.qty, row.attempt)
         )
-        request = OrderRequest(
-            row.client_order_id,
-            row.symbol,
-            row.side,
-            row.qty,
-            row.order_type,
-            row.limit_price_paise,
-            row.trigger_price_paise,
-        )
         opens = row.purpose.opens_exposure if opens_exposure is None else opens_exposure
-        self.io.append(Place(request, opens_exposure=opens))
+        self.io.append(Place(order_request(row), opens_exposure=opens))
 
     def set_order_state(
         self, row: IntentRow, state: order_fsm.OrderState, cause: str, ts_exchange_ms: int | None
@@ -334,3 +325,16 @@ class StepContext:
         self.writes.audit(
             self.now_ns, wall_ms, actor.os_user, actor.role.value, command, target, detail, outcome, self.command_seq
         )
+
+
+def order_request(row: IntentRow) -> OrderRequest:
+    """What goes on the wire for this intent row."""
+    return OrderRequest(
+        row.client_order_id,
+        row.symbol,
+        row.side,
+        row.qty,
+        row.order_type,
+        row.limit_price_paise,
+        row.trigger_price_paise,
+    )

@@ -93,6 +93,12 @@ def _contradicts(row: IntentRow, event: BrokerEvent, owner: str | None) -> str:
     find or order, never adopted from an unsolicited event."""
     if owner is not None and owner != row.client_order_id:
         return f"broker id {event.broker_order_id} belongs to {owner}, not to {row.client_order_id}"
+    if event.client_order_id and event.client_order_id != row.client_order_id:
+        # found by its broker id, but naming another client id (one this book does not hold)
+        return (
+            f"client id {event.client_order_id} does not match {row.client_order_id}, whose broker id "
+            f"{event.broker_order_id} the event carries; asking the broker"
+        )
     if row.broker_order_id is None:
         return (
             f"broker id {event.broker_order_id} for {row.client_order_id} is not confirmed by the broker's answer"

@@ -169,6 +169,13 @@ class DeliveryPlan(Generic[T]):
     def pending(self) -> int:
         return len(self._buffer) + len(self._heap)
 
+    def drop_in_flight(self) -> int:
+        """A connection dropped: every copy not yet delivered is lost. Returns how many."""
+        lost = self.pending()
+        self._buffer.clear()
+        self._heap.clear()
+        return lost
+
     def should_reject(self) -> bool:
         hit = bool(self.profile.reject_rate) and self._decision_rng.random() < self.profile.reject_rate
         self.stats.rejects_injected += hit

@@ -191,9 +191,11 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._pump_events(feed), name="engine-events"))
         self.state = await load_state(self.journal, self.catalog, self.config, self.margin_model, self.new_id)
         await self._abandon_unfinished_commands()
-        server_ms = await self.broker.server_time_ms()
-        now = self.now_ns()
-        await self.run_until_quiet([BrokerTime(now, server_ms), Recover(now, resume)])
+        try:
+            clock: BrokerTime = BrokerTime(self.now_ns(), await self.broker.server_time_ms())
+        except Exception as exc:  # a broker that cannot answer yet: recovery asks again, timers anchor later
+            clock = BrokerTime(self.now_ns(), None, _why(exc))
+        await self.run_until_quiet([clock, Recover(self.now_ns(), resume)])
         if not self.lockstep:
             self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
             self._tasks.append(asyncio.create_task(self._poll_commands(), name="engine-commands"))
@@ -254,7 +256,12 @@ class Engine:
         seq = await self._record_command(command)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[seq] = future
-        await self._submit(Given(self.now_ns(), seq, command, self.wall_ms()), None)
+        try:
+            await self._submit(Given(self.now_ns(), seq, command, self.wall_ms()), None)
+        except BaseException:
+            if future.done() and not future.cancelled():
+                future.exception()  # lockstep: the cycle's failure is raised here, not twice
+            raise
         return await future
 
     async def _record_command(self, command: Command) -> int:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import aiosqlite
 import psycopg
 from psycopg.pq import TransactionStatus
 
@@ -90,10 +90,53 @@ class Db(ABC):
         """(each backend)"""
 
 
+class SqliteConn(Protocol):
+    """What SqliteDb and the migration runner use of a SQLite connection: aiosqlite's API."""
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ..., /) -> Iterable[Any]: ...
+    async def executescript(self, sql_script: str, /) -> Any: ...
+    @property
+    def in_transaction(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class InlineSqlite:
+    """aiosqlite's API over a plain ``sqlite3`` connection, run on the caller's thread.
+
+    For the simulator (engine.sim): a decision then never waits on another thread, so a run is a
+    function of its seed alone and thousands of steps take a second. Every statement blocks the
+    event loop while it runs, which a desk or an engine serving a broker must not do; only
+    single-purpose lockstep runs use it (``Journal.open(..., inline=True)``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> sqlite3.Cursor:
+        return self._conn.execute(sql, tuple(parameters))
+
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> sqlite3.Cursor:
+        return self._conn.executemany(sql, parameters)
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = (), /) -> list[Any]:
+        return self._conn.execute(sql, tuple(parameters)).fetchall()
+
+    async def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        return self._conn.executescript(sql_script)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    async def close(self) -> None:
+        self._conn.close()
+
+
 class SqliteDb(Db):
     dialect = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: SqliteConn, path: Path) -> None:
         self.conn = conn
         self.path = path
         self.where = str(path)

@@ -24,7 +24,7 @@ from engine.core.effects import JournalWrites
 from engine.core.groups import GroupSpec
 from engine.core.hedge_tree import NodeKind, NodeStatus
 from engine.core.model import GroupState, Side
-from engine.store.db import Db, PgDb, SqliteDb, is_postgres, redact
+from engine.store.db import Db, InlineSqlite, PgDb, SqliteConn, SqliteDb, is_postgres, redact
 from engine.store.lease import Fenced, FileLease, Lease, PgLease
 from engine.store.migrations import MIGRATIONS_DIR, JournalError, migrate, migrate_pg
 from engine.store.rows import (
@@ -88,6 +88,7 @@ class Journal:
         synchronous: str = "FULL",
         migrations_dir: Path = MIGRATIONS_DIR,
         apply_migrations: bool | None = None,
+        inline: bool = False,
     ) -> Journal:
         """Open a journal: a SQLite file (created with mode 0600 and migrated) or a
         ``postgresql://`` URL (its schema is created and upgraded by ``db init``, which needs an
@@ -100,7 +101,12 @@ class Journal:
         if path.parent and not path.parent.exists():
             raise JournalError(f"directory {path.parent} for journal {path} does not exist")
         _create_private(path)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        # inline: the simulator's synchronous path (engine.store.db.InlineSqlite), never a desk's
+        conn: SqliteConn = (
+            InlineSqlite(sqlite3.connect(str(path), isolation_level=None))
+            if inline
+            else await aiosqlite.connect(str(path), isolation_level=None)
+        )
         journal = cls(SqliteDb(conn, path), path)
         journal.synchronous = journal._mode = synchronous
         try:

@@ -10,9 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
-
-from engine.store.db import Db
+from engine.store.db import Db, SqliteConn
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _NAME_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -51,7 +49,7 @@ _LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
     ts_applied_ms INTEGER NOT NULL)"""
 
 
-async def migrate(conn: aiosqlite.Connection, where: str, directory: Path = MIGRATIONS_DIR) -> int:
+async def migrate(conn: SqliteConn, where: str, directory: Path = MIGRATIONS_DIR) -> int:
     """Bring the schema up to date; returns the resulting version. ``conn`` is in autocommit mode."""
     known = discover(directory)
     tables = {row[0] for row in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -86,7 +84,7 @@ def _pending(known: list[Migration], applied: dict[int, tuple[str, str]], where:
     return [mig for mig in known if mig.version not in applied]
 
 
-async def _apply(conn: aiosqlite.Connection, mig: Migration, where: str) -> None:
+async def _apply(conn: SqliteConn, mig: Migration, where: str) -> None:
     # executescript() would commit after each statement group; an explicit BEGIN/COMMIT inside
     # the script keeps the whole migration and its ledger row in one transaction.
     ledger = (

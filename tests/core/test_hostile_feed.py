@@ -42,6 +42,21 @@ def test_a_status_with_a_foreign_broker_id_is_refused_and_the_known_order_is_ask
     assert of(effects, Place) == [], "nothing sold against a lie"
 
 
+def test_an_event_with_a_known_broker_id_but_another_client_id_is_refused() -> None:
+    """Found by the simulator (chaos seed 29): the book looks an event up by client id, then by
+    broker id. An event naming a client id the book does not hold (a finished group's order is
+    not loaded after a restart) with the broker id of a live order moved that live order."""
+    desk = Desk()
+    coid = launched(desk)
+    desk.fill(coid, 150)
+    ghost = OrderUpdate(desk.bid(coid), "TDNOTINTHISBOOK00000", OrderStatus.FILLED, 375, desk.broker_ms)
+    effects = desk.events(ghost)
+    row = desk.state.book.intents[coid]
+    assert (row.order_status, row.filled_qty) == (OrderStatus.PARTIALLY_FILLED, 150), "the live order did not move"
+    assert any("does not match" in r for r in rejected_reasons(effects))
+    assert of(effects, Place) == []
+
+
 def test_a_fill_with_a_foreign_broker_id_is_refused_too() -> None:
     desk = Desk()
     coid = launched(desk)
