@@ -57,6 +57,10 @@ _T = TypeVar("_T", str, int)
 # A gap in the sequence that never fills (a server that lost part of its log) must not grow the
 # "seen ahead" set without bound: past this many, the watermark skips to the lowest seen.
 _MAX_AHEAD = 50_000
+# A frame above this closes the connection (websockets: 1009) and the client reconnects: a
+# hostile or broken venue cannot make the desk buffer without bound. A day's `orders` reply of
+# 50,000 orders is about 15 MB.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
 class ConnectionState(enum.StrEnum):
@@ -356,7 +360,7 @@ class WsBroker:
                 async with connect(
                     self.url,
                     open_timeout=max(1.0, self.request_timeout_s),
-                    max_size=None,
+                    max_size=MAX_FRAME_BYTES,
                     compression=None,
                     proxy=None,
                     ping_interval=5,

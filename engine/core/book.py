@@ -261,7 +261,8 @@ class Book:
         or an order whose reports the broker's own answer contradicts."""
         if row.client_order_id in self.contradicted:
             return row.fills_qty < row.filled_qty or is_working(row.order_status)
-        return row.client_order_id in self.cancel_escalated and row.order_status is OrderStatus.PENDING_CANCEL
+        escalated = row.client_order_id in self.cancel_escalated or row.client_order_id in self.stop_escalated
+        return escalated and row.order_status is OrderStatus.PENDING_CANCEL
 
     def resettle(self, group_ids: Iterable[str]) -> None:
         for gid in group_ids:

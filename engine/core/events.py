@@ -171,23 +171,35 @@ def event_from_dict(raw: Any) -> BrokerEvent:
             status=status,
             filled_qty=_int(raw, "filled_qty", minimum=0),
             ts_exchange_ms=_int(raw, "ts_exchange_ms", minimum=0),
-            reason=str(raw.get("reason") or ""),
+            reason=str(raw.get("reason") or "")[:MAX_REASON_CHARS],
         )
     raise BrokerEventError(f"unknown event type {kind!r}")
+
+
+MAX_ID_CHARS = 64  # ids and symbols longer than this are no broker's (Kite: 20; FIX: 64 is generous)
+MAX_REASON_CHARS = 512  # a reason is kept, cut to this
+MAX_EVENT_INT = 2**53 - 1  # JSON's exact integers; a SQLite INTEGER column holds it
 
 
 def _str(raw: Mapping[str, Any], key: str, *, allow_empty: bool = False) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or (not value and not allow_empty):
-        raise BrokerEventError(f"field {key!r} must be a non-empty string, got {value!r}")
+        raise BrokerEventError(f"field {key!r} must be a non-empty string, got {_short(value)}")
+    if len(value) > MAX_ID_CHARS:
+        raise BrokerEventError(f"field {key!r} is {len(value)} characters, more than {MAX_ID_CHARS}")
     return value
 
 
 def _int(raw: Mapping[str, Any], key: str, *, minimum: int) -> int:
     value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BrokerEventError(f"field {key!r} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_EVENT_INT:
+        raise BrokerEventError(f"field {key!r} must be an integer in [{minimum}, 2**53), got {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _enum(raw: Mapping[str, Any], key: str, enum: type[_E]) -> _E:
@@ -195,4 +207,4 @@ def _enum(raw: Mapping[str, Any], key: str, enum: type[_E]) -> _E:
     try:
         return enum(str(value))
     except ValueError as exc:
-        raise BrokerEventError(f"field {key!r} has unknown value {value!r}") from exc
+        raise BrokerEventError(f"field {key!r} has unknown value {_short(value)}") from exc

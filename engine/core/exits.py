@@ -178,6 +178,13 @@ def advance_exit(ctx: StepContext, group: GroupRuntime) -> bool:
         wave = view.hedge_exit_waves + 1
         hedge_sell = spec.hedge.side.opposite
         return send_exit(ctx, group, LegRole.HEDGE, Purpose.EXIT, spec.hedge.symbol, hedge_sell, d.hedge_exit_qty, wave)
+    if group.close_requested:
+        # Nothing to send: a close held up by a stop whose cancel was never confirmed (escalated
+        # SL_UNCONFIRMED: it may still fill) waits on a person until the broker settles it.
+        group.waiting_on_person = any(
+            r.client_order_id in ctx.book.stop_escalated and is_working(r.order_status)
+            for r in _rows(ctx.book, spec.group_id, Purpose.STOP)
+        )
     return False
 
 
@@ -268,3 +275,4 @@ def service_stops(ctx: StepContext, stops: list[IntentRow]) -> None:
                     "No MARKET order was sent: the stop may still fill"
                 )
             ctx.escalate_once(gid, row.client_order_id, kind, row.symbol, qty, why)
+            ctx.touch(gid)  # a close waiting on this stop now waits on a person

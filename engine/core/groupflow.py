@@ -9,7 +9,7 @@ from engine.core.context import StepContext
 from engine.core.exits import advance_exit
 from engine.core.hedge_tree import service_nodes, start_node, tree_progress, uncovered_exposure
 from engine.core.lifecycle import Wave, decide, decide_cancelled
-from engine.core.model import GroupState, IntentStatus, NodeKind, Purpose
+from engine.core.model import TERMINAL_GROUP_STATES, GroupState, IntentStatus, NodeKind, Purpose
 from engine.core.trading_state import order_refusal
 
 MAX_PASSES = 100  # each pass settles or sends one batch of orders; bounded by depth and waves
@@ -32,6 +32,8 @@ def advance_group(ctx: StepContext, group_id: str) -> None:
             if gap > 0:  # interim exposure: hedge it now, from confirmed fills
                 start_node(ctx, group_id, NodeKind.INTERIM, spec.hedge.symbol, spec.hedge.side, gap)
                 continue
+        if group.state in TERMINAL_GROUP_STATES:
+            return  # nothing left to decide (a cancel asked for earlier no longer applies)
         if group.state is GroupState.HEDGED:
             if advance_exit(ctx, group):
                 continue
@@ -49,7 +51,7 @@ def advance_group(ctx: StepContext, group_id: str) -> None:
             if ended is not None:
                 ctx.set_group_state(group, ended.state, ended.reason)
                 if ended.state is GroupState.HEDGED:
-                    continue
+                    continue  # refused for a terminal group: the next pass returns above
             return
         decision = decide(spec, group.state, views, ctx.config.max_waves, progress)
         group.waiting_on_person = decision.waiting_on_person or any(

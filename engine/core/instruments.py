@@ -46,18 +46,31 @@ class Instrument:
         """Convert a rupee price (str, int or Decimal; never a binary float) to tick-aligned paise."""
         if isinstance(price, float):
             price = repr(price)  # the shortest repr is exactly what the user typed in JSON
+        text = str(price).strip()
+        if not _PLAIN_PRICE.fullmatch(text):
+            # "1e9", "NaN", "1,000", "+5": a person's typing slip, never a price to send
+            raise PriceError(f"price {price!r} is not a number of rupees like 212.40")
         try:
-            paise = Decimal(str(price)) * 100
+            paise = Decimal(text) * 100
         except InvalidOperation as exc:
             raise PriceError(f"price {price!r} is not a number") from exc
         if paise != paise.to_integral_value() or paise <= 0:
             raise PriceError(f"price {price} must be positive with at most 2 decimals")
         value = int(paise)
+        if value > MAX_PRICE_PAISE:
+            raise PriceError(
+                f"price {price} is above {paise_to_str(MAX_PRICE_PAISE)}: no option trades there;"
+                " check the decimal point"
+            )
         if value % self.tick_paise:
             raise PriceError(
                 f"price {price} is not a multiple of tick {Decimal(self.tick_paise) / 100} for {self.symbol}"
             )
         return value
+
+
+_PLAIN_PRICE = re.compile(r"-?\d+(\.\d+)?")
+MAX_PRICE_PAISE = 10**8  # Rs 10,00,000 a unit: far above any option premium; a typo guard
 
 
 def paise_to_str(paise: int) -> str:

@@ -77,7 +77,8 @@ class PaperStateStore:
                 [(json.dumps(e, separators=(",", ":")),) for e in events],
             )
         except BaseException:
-            await self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
 

@@ -380,10 +380,15 @@ class Session:
             g = book.groups[gid]
             self._say(f"unsettled {gid} {g.state.value} close={g.close_requested} reason={g.reason!r}")
             for r in book.of_group(gid):
+                venue = self.venue.core.find(r.client_order_id)
                 self._say(
                     f"  {r.client_order_id} {r.purpose.value} {r.side.value} {r.qty} {r.status.value}/"
-                    f"{r.order_status.value} filled {r.filled_qty}/{r.fills_qty}"
+                    f"{r.order_status.value} filled {r.filled_qty}/{r.fills_qty}; at the venue "
+                    f"{venue.status.value + ' ' + str(venue.filled_qty) if venue else 'unknown'}"
                 )
+            for e in self.engine.state.escalations.values():
+                if e.group_id == gid:
+                    self._say(f"  escalation {e.escalation_id} {e.kind.value} {e.status.value} {e.client_order_id}")
         if self.venue.pending():
             self._say(f"venue still delivering {self.venue.pending()}")
 

@@ -156,7 +156,13 @@ class Journal:
         standby) waits until it is free. Readers (desks, ``journal --json``) never need it."""
         if self.lease is None:
             self.lease = FileLease(self.path) if self.path is not None else PgLease(self._url())
-        self.epoch = await self.lease.acquire(self.db, wait=wait)
+        try:  # taking it writes the lease row: a journal the engine cannot write is found here
+            self.epoch = await self.lease.acquire(self.db, wait=wait)
+        except sqlite3.OperationalError as exc:
+            if self.db.in_transaction:
+                await self.db.rollback()
+            self.release_lease()
+            raise JournalError(_sqlite_problem(self.where, exc, "cannot be written")) from exc
         return self.epoch
 
     def _url(self) -> str:
@@ -214,9 +220,14 @@ class Journal:
         except BaseException as exc:
             if db.in_transaction:
                 await db.rollback()
+            failure: BaseException = exc
+            if isinstance(exc, sqlite3.OperationalError):
+                failure = JournalError(_sqlite_problem(self.where, exc, "refused a transaction"))
             if self.on_rollback is not None:
-                self.on_rollback(exc)
-            raise
+                self.on_rollback(failure)
+            if failure is exc:
+                raise
+            raise failure from exc
         else:
             await db.commit()
             if self.epoch is not None:
@@ -477,3 +488,20 @@ class Journal:
     async def counter(self, name: str) -> int:
         rows = await self.fetch("SELECT value FROM counters WHERE name=?", (name,))
         return int(rows[0][0]) if rows else 0
+
+
+def _sqlite_problem(where: str, exc: sqlite3.OperationalError, what: str) -> str:
+    """A SQLite refusal in the words of the person who must fix it."""
+    text = str(exc)
+    if "full" in text:
+        why = "the disk (or the database's size limit) is full"
+        fix = "free space, then restart the engine: recovery resumes from what was committed"
+    elif "readonly" in text or "read-only" in text:
+        why = "the file or its directory is read-only for this user"
+        fix = "make it writable for the engine's user, or read it with `trading-desk journal`"
+    elif "locked" in text or "busy" in text:
+        why = "another program holds a lock on it"
+        fix = "close the program that has it open for writing (an sqlite3 shell, a backup), then retry"
+    else:
+        why, fix = text, "see the message above"
+    return f"journal {where} {what}: {why} ({text}); nothing of it was written; {fix}"

@@ -36,6 +36,7 @@ class Cluster:
     port: int
     owner: str | None  # the OS user running the server (postgres when we are root)
     logins: dict[str, str] = field(default_factory=dict)
+    options: str = ""  # the server's command-line options, for a restart
 
     def url(self, user: str = ADMIN, db: str = "postgres") -> str:
         """A libpq URL without the password (it travels in PGPASSWORD, never in an argument)."""
@@ -66,6 +67,18 @@ class Cluster:
                 sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(user), sql.Literal(password))
             )
         self.logins[user] = password
+
+    def crash_and_restart(self) -> None:
+        """Stop the server as a crash would (immediate: no checkpoint, no flush of what it had not
+        written yet), then start it again: it recovers from its WAL."""
+        data = str(self.root / "data")
+        _run(self.owner, [str(PG_BIN / "pg_ctl"), "-D", data, "-m", "immediate", "stop"])
+        start = _run(
+            self.owner,
+            [str(PG_BIN / "pg_ctl"), "-D", data, "-w", "-o", self.options, "-l", str(self.root / "log"), "start"],
+        )
+        if start.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {start.stderr}")
 
     def stop(self) -> None:
         _run(self.owner, [str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"])
@@ -110,4 +123,4 @@ def start_cluster(*, fsync: bool = False) -> Cluster:
     start = _run(owner, [str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-o", opts, "-l", str(root / "log"), "start"])
     if start.returncode != 0:
         raise RuntimeError(f"pg_ctl start failed: {start.stderr} {(root / 'log').read_text(errors='replace')}")
-    return Cluster(root, port, owner)
+    return Cluster(root, port, owner, options=opts)
