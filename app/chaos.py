@@ -40,7 +40,7 @@ from typing import Any
 
 from app.errors import UsageError
 from engine.catalog import load_catalog
-from engine.core.commands import Actor, Launch
+from engine.core.commands import Actor, CloseGroup, Launch
 from engine.core.groups import parse_group
 from engine.core.lifecycle import PATH
 from engine.core.model import Role
@@ -85,6 +85,7 @@ class Child:
 
     def start(self, ready: str, timeout_s: float = 30) -> float:
         started = time.monotonic()
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", *self.args],
@@ -93,7 +94,6 @@ class Child:
                 stderr=err,
                 text=True,
             )
-        offset = self.log.stat().st_size if self.log.exists() else 0
         while time.monotonic() - started < timeout_s:
             text = self.log.read_text(errors="replace")[offset:]
             if ready in text:
@@ -101,6 +101,7 @@ class Child:
             if self.proc.poll() is not None and ready not in self.log.read_text(errors="replace")[offset:]:
                 raise ChaosFailure(f"{self.name} exited {self.proc.returncode}:\n{self._tail()}")
             time.sleep(0.02)  # polling a child's log for its ready line, not a timing decision
+        self.kill9()  # never leave a half-started child behind
         raise ChaosFailure(f"{self.name} not ready within {timeout_s}s:\n{self._tail()}")
 
     def kill9(self) -> None:
@@ -138,6 +139,7 @@ class Totals:
     engine_kills: int = 0
     exchange_kills: int = 0
     groups_submitted: int = 0
+    closes_submitted: int = 0
     orphans_seen: int = 0
     orphans_approved: int = 0
     orphans_abandoned: int = 0
@@ -166,11 +168,12 @@ class Chaos:
         self.totals = Totals()
         self.seen_orphans: set[str] = set()
         self.previous: dict[str, Any] | None = None
+        self.states: dict[str, int] = {}
         self.next_group = 0
 
     def run(self, kills: int) -> Totals:
-        self.exchange.start("server listening on")
         try:
+            self.exchange.start("server listening on")
             self.totals.recovery_s.append(self.engine.start("engine running on"))
             for _ in range(kills):
                 self._round()
@@ -200,6 +203,14 @@ class Chaos:
         journal = await Journal.open(self.journal)
         try:
             actor = Actor(os_user(), Role.TRADER)
+            # A trader closes some positions each round, so margin frees up (and exits get killed too).
+            hedged = [g for (g,) in await journal.fetch("SELECT group_id FROM groups WHERE state='HEDGED'")]
+            for gid in self.rng.sample(hedged, min(len(hedged), self.rng.randint(0, 3))):
+                action, args = command_rows.encode(CloseGroup(gid, actor))
+                await command_rows.submit(
+                    journal.db, command_rows.new_command_id(), action, args, Role.TRADER, os_user()
+                )
+                self.totals.closes_submitted += 1
             for _ in range(count):
                 hedge, risk, qty = SHAPES[self.rng.randrange(len(SHAPES))]
                 gid = f"C{self.next_group:04d}"
@@ -238,8 +249,12 @@ class Chaos:
             working = [
                 i for i in doc["intents"] if i["order_status"] in WORKING or i["status"] in ("PENDING", "UNKNOWN")
             ]
+            fills: dict[str, int] = {}
+            for f in doc.get("fills", []):
+                fills[f["client_order_id"]] = fills.get(f["client_order_id"], 0) + f["qty"]
+            unreported = [i for i in doc["intents"] if fills.get(i["client_order_id"], 0) != i["filled_qty"]]
             waiting = _commands_waiting(self.journal)
-            if not working and not waiting and doc == last:
+            if not working and not unreported and not waiting and doc == last:
                 return
             last = doc
             time.sleep(0.3)  # the engine works on its own clock; look again
@@ -275,6 +290,9 @@ class Chaos:
         venue = json.loads(run.stdout)
         problems = check_invariants(doc, venue, self.previous)
         self.totals.exchange_orders = len(venue["orders"])
+        self.states = {}
+        for g in doc["groups"]:
+            self.states[g["state"]] = self.states.get(g["state"], 0) + 1
         self.previous = doc
         if problems:
             self.totals.violations.extend(problems)
@@ -339,9 +357,9 @@ def _exposure(doc: dict[str, Any], at_venue: dict[str, Any]) -> list[str]:
         held = sum(
             filled[i["client_order_id"]] * (1 if i["side"] == "BUY" else -1) for i in mine if i["role"] == "HEDGE"
         )
-        hedge_qty = next((i["qty"] for i in mine if i["role"] == "HEDGE"), 0)
-        risk_qty = next((i["qty"] for i in mine if i["role"] == "RISK"), 0)
-        if short > 0 and held < short and gid not in unresolved and hedge_qty >= risk_qty:
+        hedge_qty, risk_qty = g.get("hedge_qty") or 1, g.get("risk_qty") or 1
+        need = -(-max(0, short) * hedge_qty // risk_qty)
+        if held < need and gid not in unresolved:
             out.append(f"6: group {gid} ({g['state']}) is short {short} with hedge {held} and no open escalation")
     return out
 
@@ -383,6 +401,8 @@ async def run_chaos(args: argparse.Namespace) -> int:
         "engine_kills": totals.engine_kills,
         "exchange_kills": totals.exchange_kills,
         "groups_submitted": totals.groups_submitted,
+        "closes_submitted": totals.closes_submitted,
+        "groups_by_state": chaos.states,
         "exchange_orders": totals.exchange_orders,
         "orphans_seen": totals.orphans_seen,
         "orphans_approved": totals.orphans_approved,

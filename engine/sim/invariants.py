@@ -26,16 +26,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.core.exposure import GroupFills, net_cover_qty
+from engine.core.groups import GroupSpec, LegSpec
 from engine.core.instruments import Instrument
-from engine.core.lifecycle import PATH
+from engine.core.lifecycle import PATH, risk_allowed_qty
 from engine.core.model import (
     TERMINAL_GROUP_STATES,
     TERMINAL_INTENT_STATUSES,
     TERMINAL_ORDER_STATUSES,
-    EscalationStatus,
     GroupState,
     IntentStatus,
     LegRole,
@@ -61,6 +61,7 @@ INVARIANTS = {
     8: "no decision on the wall clock (same seed, other wall clock: same trace)",
     9: "risk sold never above hedge confirmed",
     0: "the engine never stops on its own (only a simulated crash stops it)",
+    10: "the desk settles: every group hedged, terminal or waiting on a person, once the faults stop",
 }
 
 
@@ -75,6 +76,7 @@ class Violation(BaseException):
 
 
 _GROUP_RANK = {state: i for i, state in enumerate(PATH)}
+_TERMINAL_NAMES = {s.value for s in TERMINAL_ORDER_STATUSES}
 
 
 class Checker:
@@ -125,30 +127,48 @@ class Checker:
             self._risk_covered(coid, group_id, order.qty)
 
     def _fallback(self, coid: str, group_id: str, qty: int) -> None:
-        stops = self._db().execute(
+        db = self._db()
+        stops = db.execute(
             "SELECT client_order_id, qty, order_status FROM intents WHERE group_id=? AND purpose='STOP'", (group_id,)
-        )
+        ).fetchall()
         remainder = 0
-        for stop_id, stop_qty, journaled in stops.fetchall():
+        cancelled = False
+        for stop_id, stop_qty, journaled in stops:
             at_venue = self.venue.core.find(stop_id)
             if at_venue is None:
                 continue
-            if at_venue.status is not OrderStatus.CANCELLED or journaled != OrderStatus.CANCELLED.value:
+            if at_venue.status not in TERMINAL_ORDER_STATUSES or journaled not in _TERMINAL_NAMES:
                 raise Violation(
                     7,
                     f"MARKET {coid} sent while stop {stop_id} is {at_venue.status.value} at the exchange "
                     f"and {journaled} in the journal",
                 )
+            cancelled = cancelled or (at_venue.status is OrderStatus.CANCELLED and journaled == "CANCELLED")
             remainder += stop_qty - at_venue.filled_qty
-        if qty > remainder:
-            raise Violation(7, f"MARKET {coid} for {qty}, but the stops' unfilled remainder is {remainder}")
+        if not cancelled:
+            raise Violation(7, f"MARKET {coid} sent with no stop of {group_id} confirmed cancelled")
+        sent_before = 0
+        for (other,) in db.execute(
+            "SELECT client_order_id FROM intents WHERE group_id=? AND purpose='FALLBACK' AND client_order_id<>?",
+            (group_id, coid),
+        ).fetchall():
+            o = self.venue.core.find(other)
+            if o is not None:
+                sent_before += o.filled_qty if o.status in TERMINAL_ORDER_STATUSES else o.qty
+        if sent_before + qty > remainder:
+            raise Violation(
+                7, f"MARKET {coid} for {qty} after {sent_before} already sent, but the stops' remainder is {remainder}"
+            )
 
     def _risk_covered(self, coid: str, group_id: str, qty: int) -> None:
+        """The engine sizes the risk leg on the hedge tree's LEG nodes' confirmed fills; confirmed
+        here means journaled fill rows (committed), whatever the engine holds in memory."""
         db = self._db()
-        hedge_qty, risk_qty = self._ratio(group_id)
+        spec = self._spec(group_id)
         (confirmed,) = db.execute(
             "SELECT COALESCE(SUM(f.qty), 0) FROM fills f JOIN intents i ON i.client_order_id = f.client_order_id"
-            " WHERE i.group_id=? AND i.role='HEDGE' AND i.side='BUY' AND i.purpose IN ('LEG','HEDGE')",
+            " JOIN hedge_nodes n ON n.node_id = i.hedge_node_id"
+            " WHERE i.group_id=? AND n.kind='LEG' AND i.side='BUY'",
             (group_id,),
         ).fetchone()
         exposed = qty
@@ -158,7 +178,7 @@ class Checker:
             o = self.venue.core.find(risk_id)
             if o is not None and risk_id != coid:
                 exposed += o.filled_qty if o.status in TERMINAL_ORDER_STATUSES else o.qty
-        allowed = confirmed * risk_qty // hedge_qty
+        allowed = risk_allowed_qty(spec, confirmed)
         if exposed > allowed:
             raise Violation(
                 9,
@@ -166,10 +186,20 @@ class Checker:
                 f"but confirmed hedge fills {confirmed} cover {allowed}",
             )
 
-    def _ratio(self, group_id: str) -> tuple[int, int]:
-        assert self.engine is not None
-        spec = self.engine.book.groups[group_id].spec
-        return spec.hedge.qty, spec.risk.qty
+    def _spec(self, group_id: str) -> GroupSpec:
+        """The group as journaled (its legs), read back the way the engine's loader reads it."""
+        legs = {}
+        for role, symbol, side, qty, lot, tick, freeze, limit in (
+            self._db()
+            .execute(
+                "SELECT role, symbol, side, qty, lot_size, tick_paise, freeze_qty, limit_price_paise FROM legs"
+                " WHERE group_id=?",
+                (group_id,),
+            )
+            .fetchall()
+        ):
+            legs[LegRole(role)] = LegSpec(LegRole(role), symbol, Side(side), qty, lot, tick, freeze, limit)
+        return GroupSpec(group_id, legs[LegRole.HEDGE], legs[LegRole.RISK])
 
     # --- after each step ----------------------------------------------------------------------
 
@@ -206,23 +236,34 @@ class Checker:
     # --- at quiescence ------------------------------------------------------------------------
 
     def at_quiescence(self) -> None:
+        """From the journal (every group and order, finished ones too: a restarted engine's book
+        holds only what is still open) against the venue's books."""
         assert self.engine is not None
         db = self._db()
         venue_orders = {o.client_order_id: o for o in self.venue.core.orders()}
-        venue_trades = {f.trade_id for o in venue_orders.values() for f in o.fills}
+        venue_trades = {f.trade_id: f for o in venue_orders.values() for f in o.fills}
         booked: dict[str, int] = {}
-        for trade_id, coid, qty in db.execute("SELECT trade_id, client_order_id, qty FROM fills").fetchall():
-            if trade_id not in venue_trades:
+        for trade_id, coid, symbol, side, qty in db.execute(
+            "SELECT trade_id, client_order_id, symbol, side, qty FROM fills"
+        ).fetchall():
+            trade = venue_trades.get(trade_id)
+            if trade is None:
                 raise Violation(3, f"fill {trade_id} of {coid} is in the journal but the exchange never made it")
+            if (trade.client_order_id, trade.symbol, trade.side.value, trade.qty) != (coid, symbol, side, qty):
+                raise Violation(
+                    3, f"fill {trade_id} is booked as {side} {qty} {symbol} of {coid}; the exchange made {trade}"
+                )
             booked[coid] = booked.get(coid, 0) + qty
-        for coid, r in self.engine.book.intents.items():
+        intents = db.execute("SELECT client_order_id, group_id, role, purpose, side FROM intents").fetchall()
+        for coid, *_ in intents:
             at_venue = venue_orders.get(coid)
             venue_filled = at_venue.filled_qty if at_venue is not None else 0
-            if booked.get(coid, 0) != r.fills_qty or r.fills_qty > venue_filled:
+            in_book = self.engine.book.intents.get(coid)
+            if booked.get(coid, 0) != venue_filled or (in_book is not None and in_book.fills_qty != venue_filled):
                 raise Violation(
                     3,
-                    f"order {coid}: journal fills {booked.get(coid, 0)}, engine confirmed {r.fills_qty}, "
-                    f"exchange filled {venue_filled}",
+                    f"order {coid}: journal fills {booked.get(coid, 0)}, engine confirmed "
+                    f"{in_book.fills_qty if in_book else '-'}, exchange filled {venue_filled}",
                 )
         positions = {
             sym: qty
@@ -234,31 +275,35 @@ class Checker:
         venue_positions = {s: q for s, q in self.venue.core.positions().items() if q}
         if positions != venue_positions:
             raise Violation(5, f"journal positions {positions} != exchange positions {venue_positions}")
-        self._exposure(venue_orders)
+        self._exposure(intents, venue_orders)
 
-    def _exposure(self, venue_orders: Mapping[str, object]) -> None:
-        assert self.engine is not None
-        book = self.engine.book
-        unresolved = {
-            e.group_id for e in self.engine.state.escalations.values() if e.status is not EscalationStatus.RESOLVED
-        }
-        for gid, group in book.groups.items():
+    def _exposure(self, intents: list[tuple[str, str, str, str, str]], venue_orders: Mapping[str, Any]) -> None:
+        db = self._db()
+        shortfall_escalated: dict[str, int] = {}
+        for gid, qty in db.execute(
+            "SELECT group_id, MAX(unhedged_qty) FROM escalations WHERE status<>'RESOLVED' GROUP BY group_id"
+        ).fetchall():
+            shortfall_escalated[gid] = int(qty)
+        by_group: dict[str, list[tuple[str, str, str, str]]] = {}
+        for coid, gid, role, purpose, side in intents:
+            by_group.setdefault(gid, []).append((coid, role, purpose, side))
+        for gid, rows in sorted(by_group.items()):
             risk_sold = risk_bought = hedge_bought = hedge_sold = 0
-            for r in book.of_group(gid):
-                o = self.venue.core.find(r.client_order_id)
+            for coid, role, purpose, side in rows:
+                o = venue_orders.get(coid)
                 filled = o.filled_qty if o is not None else 0
-                if r.role is LegRole.RISK:
-                    if r.purpose is Purpose.LEG:
+                if role == "RISK":
+                    if purpose == "LEG":
                         risk_sold += filled
                     else:
                         risk_bought += filled
-                elif r.side is Side.SELL:
+                elif side == "SELL":
                     hedge_sold += filled
                 else:
                     hedge_bought += filled
+            spec = self._spec(gid)
             fills = GroupFills(risk_sold, risk_bought, hedge_bought, hedge_sold)
-            cover = net_cover_qty(fills, group.spec.hedge.qty, group.spec.risk.qty)
-            if cover < 0 and gid not in unresolved:
-                raise Violation(
-                    6, f"group {gid} ({group.state.value}) is {-cover} short of hedge at the exchange, silently"
-                )
+            short = -net_cover_qty(fills, spec.hedge.qty, spec.risk.qty)
+            if short > 0 and gid not in shortfall_escalated:
+                state = db.execute("SELECT state FROM groups WHERE group_id=?", (gid,)).fetchone()[0]
+                raise Violation(6, f"group {gid} ({state}) is {short} short of hedge at the exchange, silently")

@@ -253,7 +253,10 @@ class Session:
         self.plan = [a for i, a in enumerate(schedule(seed, profile)) if i not in drop]
         self.rng = random.Random(f"people:{seed}")
         self.trace: list[str] = []
-        self.venue = SimVenue(self.catalog, seed, profile.venue, self.clock.now_ms, 1_780_000_000_000, self._on_send)
+        self.venue = SimVenue(
+            self.catalog, seed, profile.venue, self.clock.now_ms, 1_780_000_000_000, self._on_send, self._say
+        )
+        self.downtime = random.Random(f"downtime:{seed}")
         self.checker = Checker(self.path, self.venue, self.catalog)
         self.config = EngineConfig()
         self.person = os_user()
@@ -317,14 +320,25 @@ class Session:
         await self.journal.abort()
         self.engine = self.journal = None
 
+    async def _crash_restart(self) -> None:
+        """kill -9, a while down (the market goes on), and a new engine process: it subscribes at
+        the feed's head, so nothing in flight or published meanwhile reaches it."""
+        await self._drop_engine()
+        down_ms = self.downtime.randrange(100, 3_000)
+        self._say(f"engine down {down_ms} ms")
+        for _ in range(down_ms // TICK_MS):
+            self.clock.advance_ms(TICK_MS)
+            self.venue.step()
+        self.venue.restart_feed()
+        await self._start()
+
     async def _guard(self, work: Callable[[], Any]) -> Any:
         """Run one engine call; a simulated crash restarts the engine through recovery."""
         assert self.engine is not None
         try:
             result = await work()
         except SimCrash:
-            await self._drop_engine()
-            await self._start()
+            await self._crash_restart()
             return None
         except (Violation, asyncio.CancelledError):
             raise
@@ -363,6 +377,7 @@ class Session:
             self.venue.step()
             events = self.venue.deliver_due()
             if events:
+                self._say(f"deliver {len(events)}")
                 batch = BrokerEvents(self.clock.now_ns(), tuple(events))
                 await self._guard(lambda b=batch: self.engine.run_until_quiet([b]))  # type: ignore[union-attr,misc]
             await self._guard(lambda: self.engine.tick())  # type: ignore[union-attr]
@@ -370,6 +385,8 @@ class Session:
         self._say(f"end: settled={settled}")
         if not settled:
             self._explain_unsettled()
+            unsettled = sorted(self.engine.book.unsettled) if self.engine is not None else []
+            raise Violation(10, f"{SETTLE_LIMIT_MS // 1000} s after the faults stopped, {unsettled} still work")
         self.checker.at_quiescence()
         return settled
 
@@ -515,8 +532,7 @@ class Session:
             self._say(f"thin book {symbol}: {lots} lot(s)")
         elif kind == "crash":
             self._say("crash between steps")
-            await self._drop_engine()
-            await self._start()
+            await self._crash_restart()
         elif kind == "arm_crash":
             self.armed = args[0]
         elif kind == "disconnect":

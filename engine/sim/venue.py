@@ -93,6 +93,7 @@ class SimVenue:
         local_ms: Callable[[], int],
         exchange_base_ms: int,
         on_send: Callable[[OrderRequest], None] = lambda order: None,
+        on_call: Callable[[str], None] = lambda what: None,
     ) -> None:
         self.catalog = catalog
         self.core = ExchangeCore(catalog, seed, cancel_latency_steps=faults.cancel_latency_steps)
@@ -110,6 +111,7 @@ class SimVenue:
         self._base_ms = exchange_base_ms
         self.clock_offset_ms = faults.clock_skew_ms
         self.on_send = on_send
+        self.on_call = on_call
         self.log: list[FeedItem] = []  # every event the venue published, by feed index
         self._delivered = bytearray()  # per log index: 1 once delivered to the engine
         self._first_undelivered = 0
@@ -157,20 +159,24 @@ class SimVenue:
         return answer
 
     async def cancel(self, broker_order_id: str) -> CancelAck:
+        self.on_call(f"cancel {broker_order_id}")
         self._answer_or_fail()
         ack, events = self.core.cancel(broker_order_id, self.now_ms())
         self._publish(events)
         return ack
 
     async def order(self, broker_order_id: str) -> OrderSnapshot:
+        self.on_call(f"order {broker_order_id}")
         self._answer_or_fail()
         return self.core.order(broker_order_id)
 
     async def find(self, client_order_id: str) -> OrderSnapshot | None:
+        self.on_call(f"find {client_order_id}")
         self._answer_or_fail()
         return self.core.find(client_order_id)
 
     async def orders(self) -> list[OrderSnapshot]:
+        self.on_call("orders")
         self._answer_or_fail()
         return self.core.orders()
 
@@ -253,6 +259,15 @@ class SimVenue:
             self.stats.disconnects += 1
             self._plan.drop_in_flight()
             self._lagged.clear()
+
+    def restart_feed(self) -> None:
+        """A new engine process subscribes at the head of the log (the feed position lived in the
+        dead process's memory): whatever was in flight or published meanwhile is never delivered;
+        recovery's lookups are how the engine learns of it."""
+        self._plan.drop_in_flight()
+        self._lagged.clear()
+        self._delivered = bytearray(b"\x01" * len(self.log))
+        self._first_undelivered = len(self.log)
 
     def reconnect(self) -> None:
         """Resubscribe from the first event not delivered, less an overlap already seen."""

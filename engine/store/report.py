@@ -10,8 +10,17 @@ from engine.store.journal import Journal
 
 
 async def journal_document(journal: Journal) -> dict[str, Any]:
+    legs = {(g, role): qty for g, role, qty in await journal.fetch("SELECT group_id, role, qty FROM legs")}
     groups = [
-        {"group_id": g, "template": t, "state": s, "reason": r, "margin_paise": m}
+        {
+            "group_id": g,
+            "template": t,
+            "state": s,
+            "reason": r,
+            "margin_paise": m,
+            "hedge_qty": legs.get((g, "HEDGE")),
+            "risk_qty": legs.get((g, "RISK")),
+        }
         for g, t, s, r, m in await journal.fetch(
             "SELECT group_id, template, state, reason, margin_paise FROM groups ORDER BY rowid"
         )
