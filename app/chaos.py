@@ -57,6 +57,7 @@ SHAPES = (
     ("NIFTY26DEC25000CE", "NIFTY26DEC24100CE", 750),
 )
 WORKING = {"SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL", "UNKNOWN", "INTENT"}
+DECIDED = {"ABANDONED", "RETRY_APPROVED"}  # an operator closed the intent: nothing of it is in flight
 TERMINAL_GROUPS = {"COMPLETED", "REJECTED", "FAILED", "CANCELLED"}
 TERMINAL_ORDERS = {"FILLED", "CANCELLED", "REJECTED"}
 _RANK = {state.value: i for i, state in enumerate(PATH)}
@@ -247,7 +248,10 @@ class Chaos:
                 last = None
                 continue
             working = [
-                i for i in doc["intents"] if i["order_status"] in WORKING or i["status"] in ("PENDING", "UNKNOWN")
+                i
+                for i in doc["intents"]
+                if i["status"] not in DECIDED
+                and (i["order_status"] in WORKING or i["status"] in ("PENDING", "UNKNOWN"))
             ]
             fills: dict[str, int] = {}
             for f in doc.get("fills", []):
