@@ -26,7 +26,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -685,4 +685,4 @@ def profile_named(name: str) -> Profile:
     return PROFILES[name]
 
 
-__all__ = ["PROFILES", "Profile", "SeedResult", "determinism", "replace", "run_seed", "schedule", "shrink"]
+__all__ = ["PROFILES", "Profile", "SeedResult", "determinism", "run_seed", "schedule", "shrink"]
