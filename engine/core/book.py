@@ -73,6 +73,11 @@ class IntentRow:
     trigger_price_paise: int | None = None
     ts_triggered_exchange_ms: int | None = None  # a stop's trigger time: its 2 s deadline starts here
     ts_cancel_requested_exchange_ms: int | None = None  # broker time when we asked for the cancel
+    # why it exists (the time-travel audit): the input that caused it, the rule that fired and
+    # the facts the rule read, as JSON
+    cause_seq: int | None = None
+    rule: str = ""
+    why_json: str = "{}"
     # not persisted: when the engine last asked the broker about this order (local monotonic)
     last_query_local_ns: int = field(default=0, compare=False)
     # not persisted: a query about this order is out at the broker; no second one is sent
@@ -127,6 +132,9 @@ class NodeRow:
     escalation_id: int | None = None
     ts_created_local_ns: int = 0
     ts_updated_local_ns: int = 0
+    cause_seq: int | None = None
+    rule: str = ""
+    why_json: str = "{}"
 
 
 @dataclass

@@ -8,6 +8,7 @@ RoleError or CommandError, and the step records the refusal and answers the call
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -98,7 +99,9 @@ def given(ctx: StepContext, inp: Given) -> None:
                 f" (holds {held})",
                 command.actor.role,
             )
-        handler(ctx, inp)
+        facts = {"command_seq": inp.command_id, "by": command.actor.os_user, "role": command.actor.role.value}
+        with ctx.because(f"command.{name}", **facts):
+            handler(ctx, inp)
     except (RoleError, CommandError) as exc:
         ctx.audit(command.actor, name, target, {**detail, "refused": str(exc)}, "REFUSED", inp.wall_ms)
         ctx.reply(inp.command_id, error=exc)
@@ -131,6 +134,7 @@ def _launch(ctx: StepContext, inp: Given) -> None:
     state.group_ids.add(spec.group_id)
     ctx.book.groups[spec.group_id] = group
     ctx.writes.groups_new[spec.group_id] = group
+    ctx.writes.group_causes[spec.group_id] = ctx.seq
     ctx.audit(actor, "launch", spec.group_id, spec.to_json(), "OK", inp.wall_ms)
     ctx.notify(GroupLaunched(spec.group_id, margin))
     if margin > available:
@@ -360,6 +364,15 @@ def retry_answered(ctx: StepContext, answer: LookedUp) -> None:
         ctx.reply(answer.command_id, error=exc)
         return
     state = ctx.state
+    facts = {
+        "orphan": row.client_order_id,
+        "orphan_attempt": row.attempt,
+        "approved_by": actor.os_user,
+        "approved_role": actor.role.value,
+        "command_seq": answer.command_id,
+        "broker_lookup": "not found",
+        "trading_state": state.trading_state.value,
+    }
     retry = dataclasses.replace(
         row,
         client_order_id=state.new_id(),
@@ -375,11 +388,16 @@ def retry_answered(ctx: StepContext, answer: LookedUp) -> None:
         ts_updated_local_ns=ctx.now_ns,
         last_query_local_ns=0,
         query_in_flight=False,
+        cause_seq=ctx.seq,
+        rule="retry.approved_orphan",
+        why_json=json.dumps(facts, sort_keys=True),
     )
     # Closing the orphan and journaling its retry go in one batch: a crash can never leave an
     # approval whose attempt does not exist.
-    _close(ctx, row, IntentStatus.RETRY_APPROVED, actor, f"retry approved as {retry.client_order_id}", pending.wall_ms)
-    ctx.journal_and_send(retry, opens_exposure=_opening(ctx, row))
+    with ctx.because("retry.approved_orphan", **facts):
+        note = f"retry approved as {retry.client_order_id}"
+        _close(ctx, row, IntentStatus.RETRY_APPROVED, actor, note, pending.wall_ms)
+        ctx.journal_and_send(retry, opens_exposure=_opening(ctx, row))
     ctx.reply(answer.command_id, retry)
 
 

@@ -7,6 +7,9 @@ single I/O effect of the step.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from engine.core import order_fsm
@@ -42,17 +45,31 @@ from engine.core.state import EngineState
 
 
 class StepContext:
-    def __init__(self, state: EngineState, now_ns: int) -> None:
+    def __init__(self, state: EngineState, now_ns: int, seq: int | None = None, rule: str = "") -> None:
         self.state = state
         self.book = state.book
         self.config = state.config
         self.now_ns = now_ns
-        self.writes = JournalWrites(now_ns=now_ns)
+        self.seq = seq  # the input's sequence number in the journal (None: not journaled, a test)
+        self.writes = JournalWrites(now_ns=now_ns, seq=seq, rule=rule)
         self.io: list[Effect] = []
         self.notices: list[Notify] = []
         self.replies: list[Reply] = []
         self.touched: set[str] = set()
         self.command_seq: int | None = None  # the command row being decided, for its audit rows
+
+    # --- why (the time-travel audit) ----------------------------------------------------------
+
+    @contextmanager
+    def because(self, rule: str, **facts: Any) -> Iterator[None]:
+        """Every row staged inside names ``rule`` (a short stable name) and the facts it read."""
+        w = self.writes
+        saved = (w.rule, w.why)
+        w.rule, w.why = rule, json.dumps(facts, sort_keys=True, default=str)
+        try:
+            yield
+        finally:
+            w.rule, w.why = saved
 
     # --- output -------------------------------------------------------------------------------
 
@@ -173,6 +190,9 @@ class StepContext:
                 purpose=purpose,
                 hedge_node_id=hedge_node_id,
                 trigger_price_paise=trigger,
+                cause_seq=self.seq,
+                rule=self.writes.rule,
+                why_json=self.writes.why,
             )
             self.journal_and_send(row, opens_exposure)
 

@@ -40,6 +40,15 @@ class JournalWrites:
     commands_done: list[tuple[Any, ...]] = field(default_factory=list)
     duplicates: int = 0
     now_ns: int = 0  # local monotonic time of the step that wrote the batch (group rows' stamp)
+    # The time-travel audit: the input being stepped (its sequence number), the rule deciding
+    # now and the facts it read (JSON). Every row staged below carries them.
+    seq: int | None = None
+    rule: str = ""
+    why: str = "{}"
+    group_causes: dict[str, int | None] = field(default_factory=dict)  # new group -> its launch input
+    # Written by the interpreter: the journaled inputs (one row each) and a checkpoint of the state.
+    inputs: list[tuple[Any, ...]] = field(default_factory=list)
+    checkpoint: tuple[Any, ...] | None = None
 
     def __bool__(self) -> bool:
         return any(
@@ -62,6 +71,8 @@ class JournalWrites:
                 self.rejected,
                 self.commands_done,
                 self.duplicates,
+                self.inputs,
+                self.checkpoint,
             )
         )
 
@@ -97,9 +108,13 @@ class JournalWrites:
             "transitions",
             "rejected",
             "commands_done",
+            "inputs",
         ):
             getattr(self, name).extend(getattr(other, name))
         self.settings.update(other.settings)
+        self.group_causes.update(other.group_causes)
+        if other.checkpoint is not None:
+            self.checkpoint = other.checkpoint
         self.duplicates += other.duplicates
         self.now_ns = max(self.now_ns, other.now_ns)
 
@@ -128,6 +143,7 @@ class JournalWrites:
                 fill.price_paise,
                 fill.ts_exchange_ms,
                 now_ns,
+                self.seq,
             )
         )
 
@@ -142,7 +158,9 @@ class JournalWrites:
         ts_exchange_ms: int | None,
         now_ns: int,
     ) -> None:
-        self.transitions.append((entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms, now_ns))
+        self.transitions.append(
+            (entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms, now_ns, self.seq, self.rule)
+        )
 
     def reject(
         self,
@@ -155,7 +173,16 @@ class JournalWrites:
         feed_seq: int | None = None,
     ) -> None:
         self.rejected.append(
-            (client_order_id, event_key, json.dumps(event, sort_keys=True), reason, ts_exchange_ms, now_ns, feed_seq)
+            (
+                client_order_id,
+                event_key,
+                json.dumps(event, sort_keys=True),
+                reason,
+                ts_exchange_ms,
+                now_ns,
+                feed_seq,
+                self.seq,
+            )
         )
 
     def escalation(
@@ -171,7 +198,20 @@ class JournalWrites:
         now_ns: int,
     ) -> None:
         self.escalations.append(
-            (escalation_id, kind.value, severity.value, group_id, client_order_id, symbol, unhedged_qty, reason, now_ns)
+            (
+                escalation_id,
+                kind.value,
+                severity.value,
+                group_id,
+                client_order_id,
+                symbol,
+                unhedged_qty,
+                reason,
+                now_ns,
+                self.seq,
+                self.rule,
+                self.why,
+            )
         )
 
     def audit(
@@ -187,7 +227,18 @@ class JournalWrites:
         command_seq: int | None = None,
     ) -> None:
         self.audits.append(
-            (now_ns, wall_ms, os_user, role, command, target, json.dumps(detail, sort_keys=True), outcome, command_seq)
+            (
+                now_ns,
+                wall_ms,
+                os_user,
+                role,
+                command,
+                target,
+                json.dumps(detail, sort_keys=True),
+                outcome,
+                command_seq,
+                self.seq,
+            )
         )
 
 

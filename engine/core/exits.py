@@ -138,46 +138,55 @@ def advance_exit(ctx: StepContext, group: GroupRuntime) -> bool:
         ctx.set_group_state(group, GroupState.COMPLETED, d.reason)
         return False
     if d.stuck_qty:
-        ctx.escalate_once(
-            spec.group_id,
-            None,
-            EscalationKind.MANUAL_ACTION,
-            spec.risk.symbol,
-            d.stuck_qty,
-            f"{d.reason}; buy it back by hand or retry the close",
-        )
+        with ctx.because("exit.stuck", stuck_qty=d.stuck_qty):
+            ctx.escalate_once(
+                spec.group_id,
+                None,
+                EscalationKind.MANUAL_ACTION,
+                spec.risk.symbol,
+                d.stuck_qty,
+                f"{d.reason}; buy it back by hand or retry the close",
+            )
         group.waiting_on_person = True
         return False
     if d.cancel_stop:
-        for row in _rows(ctx.book, spec.group_id, Purpose.STOP):
-            if is_working(row.order_status):
-                ctx.request_cancel(row, "group close requested")
+        with ctx.because("exit.cancel_stop_for_close", close_requested=group.close_requested):
+            for row in _rows(ctx.book, spec.group_id, Purpose.STOP):
+                if is_working(row.order_status):
+                    ctx.request_cancel(row, "group close requested")
         return False
     risk_buy = spec.risk.side.opposite
     if d.place_stop_qty:
         assert spec.stop_trigger_paise is not None
         limit = stop_limit_price_paise(spec.stop_trigger_paise, risk_buy, spec.risk.tick_paise)
         # False when the kill switch held it (escalated): planning again would spin on it
-        return send_exit(
-            ctx,
-            group,
-            LegRole.RISK,
-            Purpose.STOP,
-            spec.risk.symbol,
-            risk_buy,
-            d.place_stop_qty,
-            1,
-            OrderType.SL,
-            limit,
-            spec.stop_trigger_paise,
-        )
+        with ctx.because(
+            "stop.placed_once_hedged", trigger_paise=spec.stop_trigger_paise, limit_paise=limit, qty=d.place_stop_qty
+        ):
+            return send_exit(
+                ctx,
+                group,
+                LegRole.RISK,
+                Purpose.STOP,
+                spec.risk.symbol,
+                risk_buy,
+                d.place_stop_qty,
+                1,
+                OrderType.SL,
+                limit,
+                spec.stop_trigger_paise,
+            )
     if d.risk_exit_qty:
         wave = view.risk_exit_waves + 1
-        return send_exit(ctx, group, LegRole.RISK, Purpose.EXIT, spec.risk.symbol, risk_buy, d.risk_exit_qty, wave)
+        with ctx.because("exit.buy_back_risk_first", qty=d.risk_exit_qty, wave=wave):
+            return send_exit(ctx, group, LegRole.RISK, Purpose.EXIT, spec.risk.symbol, risk_buy, d.risk_exit_qty, wave)
     if d.hedge_exit_qty:
         wave = view.hedge_exit_waves + 1
         hedge_sell = spec.hedge.side.opposite
-        return send_exit(ctx, group, LegRole.HEDGE, Purpose.EXIT, spec.hedge.symbol, hedge_sell, d.hedge_exit_qty, wave)
+        with ctx.because("exit.sell_hedge_after_risk", qty=d.hedge_exit_qty, wave=wave):
+            return send_exit(
+                ctx, group, LegRole.HEDGE, Purpose.EXIT, spec.hedge.symbol, hedge_sell, d.hedge_exit_qty, wave
+            )
     if group.close_requested:
         # Nothing to send: a close held up by a stop whose cancel was never confirmed (escalated
         # SL_UNCONFIRMED: it may still fill) waits on a person until the broker settles it.
@@ -252,11 +261,15 @@ def service_stops(ctx: StepContext, stops: list[IntentRow]) -> None:
             if ctx.query(row, QueryReason.STOP):
                 book.stop_asked[row.client_order_id] = now_ms  # counts once the answer is in
         elif action is StopAction.CANCEL:
-            ctx.request_cancel(row, f"stop not filled {config.stop_timeout_ms} ms after trigger")
+            facts = _stop_facts(row, now_ms, config.stop_timeout_ms)
+            with ctx.because("stop.cancel_after_timeout", **facts):
+                ctx.request_cancel(row, f"stop not filled {config.stop_timeout_ms} ms after trigger")
         elif action is StopAction.MARKET and group.close_requested:
             continue  # a trader's close buys the short back itself; never both
         elif action is StopAction.MARKET:
-            send_exit(ctx, group, LegRole.RISK, Purpose.FALLBACK, row.symbol, row.side, qty, 1)
+            facts = _stop_facts(row, now_ms, config.stop_timeout_ms)
+            with ctx.because("stop.market_after_confirmed_cancel", **facts, remainder_qty=qty):
+                send_exit(ctx, group, LegRole.RISK, Purpose.FALLBACK, row.symbol, row.side, qty, 1)
             ctx.touch(gid)
         elif action is StopAction.ESCALATE:
             book.stop_escalated.add(row.client_order_id)
@@ -274,5 +287,24 @@ def service_stops(ctx: StepContext, stops: list[IntentRow]) -> None:
                     f"{config.stop_cancel_confirm_ms} ms of broker time; {qty} still short. "
                     "No MARKET order was sent: the stop may still fill"
                 )
-            ctx.escalate_once(gid, row.client_order_id, kind, row.symbol, qty, why)
+            with ctx.because("stop.escalated_not_market", **_stop_facts(row, now_ms, config.stop_timeout_ms)):
+                ctx.escalate_once(gid, row.client_order_id, kind, row.symbol, qty, why)
             ctx.touch(gid)  # a close waiting on this stop now waits on a person
+
+
+def _stop_facts(row: IntentRow, broker_now_ms: int, timeout_ms: int) -> dict[str, object]:
+    """What a stop decision read: the trigger, broker time since it, and the cancel's state."""
+    triggered = row.ts_triggered_exchange_ms
+    return {
+        "stop": row.client_order_id,
+        "trigger_paise": row.trigger_price_paise,
+        "limit_paise": row.limit_price_paise,
+        "triggered_at_broker_ms": triggered,
+        "broker_now_ms": broker_now_ms,
+        "broker_ms_since_trigger": None if triggered is None else broker_now_ms - triggered,
+        "stop_timeout_ms": timeout_ms,
+        "cancel_requested_at_broker_ms": row.ts_cancel_requested_exchange_ms,
+        "cancel_confirmed": row.order_status is OrderStatus.CANCELLED,
+        "stop_status": row.order_status.value,
+        "stop_filled_qty": row.filled_qty,
+    }

@@ -18,7 +18,17 @@ from engine.core.context import StepContext
 from engine.core.exposure import confirmed_qty, group_fills, net_cover_qty
 from engine.core.intents import OPERATOR_OUTCOMES
 from engine.core.lifecycle import TreeProgress
-from engine.core.model import EscalationKind, IntentStatus, LegRole, NodeKind, NodeStatus, Purpose, Severity, Side
+from engine.core.model import (
+    EscalationKind,
+    IntentStatus,
+    LegRole,
+    NodeKind,
+    NodeStatus,
+    OrderStatus,
+    Purpose,
+    Severity,
+    Side,
+)
 from engine.core.notices import HedgeNodeStarted, HedgeNodeUpdated
 from engine.core.order_fsm import is_working
 from engine.core.trading_state import order_refusal
@@ -106,6 +116,9 @@ def start_node(
         target_qty=target_qty,
         ts_created_local_ns=ctx.now_ns,
         ts_updated_local_ns=ctx.now_ns,
+        cause_seq=ctx.seq,
+        rule=ctx.writes.rule,
+        why_json=ctx.writes.why,
     )
     ctx.writes.nodes_new[node.node_id] = node
     ctx.book.add_node(node)
@@ -113,7 +126,8 @@ def start_node(
     ctx.notify(HedgeNodeStarted(node.node_id, group_id, node.parent_id, node.depth, kind.value, target_qty))
     refusal = order_refusal(ctx.state.trading_state, reduces_exposure)
     if refusal:
-        _exhaust(ctx, node, target_qty, refusal, NodeStatus.HALTED)
+        with ctx.because("hedge.held_by_kill_switch", node=node.node_id, trading_state=ctx.state.trading_state.value):
+            _exhaust(ctx, node, target_qty, refusal, NodeStatus.HALTED)
         return node
     ctx.send_sliced(
         group_id,
@@ -157,22 +171,51 @@ def service_nodes(ctx: StepContext, group: GroupRuntime) -> None:
         elif verdict.status is NodeStatus.CHILDED and node.kind is NodeKind.LEG and group.cancel_requested:
             _save(ctx, node, filled=filled, status=NodeStatus.EXHAUSTED, reason="group cancelled by trader")
         elif verdict.status is NodeStatus.CHILDED:
-            _save(ctx, node, filled=filled, status=NodeStatus.CHILDED, reason=verdict.reason)
-            limit = group.spec.hedge.limit_price_paise if node.kind is NodeKind.LEG else None
-            start_node(
-                ctx,
-                node.group_id,
-                node.kind,
-                node.symbol,
-                node.side,
-                verdict.remainder_qty,
-                parent=node,
-                reduces_exposure=node.kind is not NodeKind.LEG,
-                limit_price_paise=limit,
-            )
+            facts = _parent_facts(ctx, node, orders, filled, verdict.remainder_qty)
+            with ctx.because("hedge.child_for_remainder", **facts):
+                _save(ctx, node, filled=filled, status=NodeStatus.CHILDED, reason=verdict.reason)
+                limit = group.spec.hedge.limit_price_paise if node.kind is NodeKind.LEG else None
+                start_node(
+                    ctx,
+                    node.group_id,
+                    node.kind,
+                    node.symbol,
+                    node.side,
+                    verdict.remainder_qty,
+                    parent=node,
+                    reduces_exposure=node.kind is not NodeKind.LEG,
+                    limit_price_paise=limit,
+                )
         else:
             node.filled_qty = filled
-            _exhaust(ctx, node, verdict.remainder_qty, verdict.reason, NodeStatus.EXHAUSTED)
+            facts = _parent_facts(ctx, node, orders, filled, verdict.remainder_qty)
+            with ctx.because("hedge.exhausted_at_depth", **facts):
+                _exhaust(ctx, node, verdict.remainder_qty, verdict.reason, NodeStatus.EXHAUSTED)
+
+
+def _parent_facts(
+    ctx: StepContext, node: NodeRow, orders: list[IntentRow], filled: int, remainder: int
+) -> dict[str, object]:
+    """What a re-hedge decision read: the parent node, its orders' confirmed state, the depth."""
+    return {
+        "parent_node": node.node_id,
+        "parent_target_qty": node.target_qty,
+        "parent_confirmed_filled_qty": filled,
+        "remainder_qty": remainder,
+        "depth": node.depth + 1,
+        "max_depth": ctx.config.max_hedge_depth,
+        "parent_orders": [
+            {
+                "client_order_id": r.client_order_id,
+                "status": r.order_status.value,
+                "filled_qty": r.filled_qty,
+                "fills_qty": r.fills_qty,
+                "cancel_confirmed": r.order_status is OrderStatus.CANCELLED,
+            }
+            for r in orders
+        ],
+        "trading_state": ctx.state.trading_state.value,
+    }
 
 
 def _save(ctx: StepContext, node: NodeRow, *, filled: int, status: NodeStatus | None = None, reason: str = "") -> None:

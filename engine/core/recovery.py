@@ -127,7 +127,8 @@ def _contradicted(ctx: StepContext, row: IntentRow, snapshot: OrderSnapshot) -> 
         "confirmed by any fill. Nothing is sized on them"
         + ("; the order is live at the broker and is being cancelled" if live else "")
     )
-    ctx.escalate_once(row.group_id, row.client_order_id, EscalationKind.MANUAL_ACTION, row.symbol, unconfirmed, why)
+    with ctx.because("reconcile.report_contradicted", claimed_qty=claimed, confirmed_qty=confirmed, live=live):
+        ctx.escalate_once(row.group_id, row.client_order_id, EscalationKind.MANUAL_ACTION, row.symbol, unconfirmed, why)
     ctx.touch(row.group_id)
     if live and row.broker_order_id:
         ctx.send_cancel(row)  # once; cancels always pass; the order is ours by the broker's own id
@@ -198,13 +199,19 @@ def _no_such_order(ctx: StepContext, row: IntentRow) -> None:
 def orphan(ctx: StepContext, row: IntentRow, reason: str) -> None:
     if row.status not in ORPHANABLE:
         return  # an operator's decision (or an earlier orphaning) stands
-    ctx.set_intent_status(row, IntentStatus.ORPHANED, reason)
-    ctx.escalate(
-        EscalationKind.ORPHANED_INTENT,
-        Severity.CRITICAL,
-        row.group_id,
-        row.client_order_id,
-        row.symbol,
-        0,
-        f"{row.side.value} {row.qty} {row.symbol}: {reason}; an operator must approve a retry or abandon",
-    )
+    facts = {
+        "order": row.client_order_id,
+        "lookups_not_found": ctx.book.unknown_lookups.get(row.client_order_id, 0),
+        "lookups_before_orphan": ctx.config.unknown_lookups_before_orphan,
+    }
+    with ctx.because("recovery.orphaned_not_found", **facts):
+        ctx.set_intent_status(row, IntentStatus.ORPHANED, reason)
+        ctx.escalate(
+            EscalationKind.ORPHANED_INTENT,
+            Severity.CRITICAL,
+            row.group_id,
+            row.client_order_id,
+            row.symbol,
+            0,
+            f"{row.side.value} {row.qty} {row.symbol}: {reason}; an operator must approve a retry or abandon",
+        )

@@ -33,6 +33,7 @@ class EngineConfig:
     cancel_confirm_ms: int = 3_000  # broker time a leg/hedge cancel may take before it is asked again
     broker_unusable_after_ms: int = 10_000  # local time of failed answers before the broker is unusable
     query_backoff_max_ms: int = 10_000  # longest wait between two lookups of one order
+    checkpoint_every_inputs: int = 5_000  # a checkpoint of the state for replay (time-travel audit)
 
 
 @dataclass

@@ -76,8 +76,23 @@ _HANDLERS: dict[type, Callable[[StepContext, Any], None]] = {
 }
 
 
-def step(state: EngineState, inp: Input) -> list[Effect]:
-    ctx = StepContext(state, inp.now_ns)
+# The rule a row names when no more specific rule is deciding: what the input itself did.
+_DEFAULT_RULES: dict[type, str] = {
+    BrokerEvents: "feed.event",
+    Placed: "broker.place_ack",
+    PlaceUnsent: "broker.place_not_sent",
+    CancelAnswered: "broker.cancel_answer",
+    LookedUp: "broker.lookup_answer",
+    BrokerTime: "clock.broker_time",
+    Tick: "timer.tick",
+    Recover: "recovery.reconcile",
+    Given: "command",
+}
+
+
+def step(state: EngineState, inp: Input, seq: int | None = None) -> list[Effect]:
+    """Decide ``inp``. ``seq``: its number in the journal's inputs, named by every row it causes."""
+    ctx = StepContext(state, inp.now_ns, seq, _DEFAULT_RULES[type(inp)])
     state.stats.steps += 1
     _HANDLERS[type(inp)](ctx, inp)
     if state.resumed or isinstance(inp, Given) or (isinstance(inp, LookedUp) and inp.command_id is not None):

@@ -42,7 +42,15 @@ def on_tick(ctx: StepContext) -> None:
             and _past_deadline(ctx, row)
         ):
             row.last_query_local_ns = now
-            ctx.request_cancel(row, "deadline passed in broker time")
+            facts = {
+                "acked_at_broker_ms": row.ts_ack_exchange_ms,
+                "broker_now_ms": ctx.broker_now_ms(),
+                "order_timeout_ms": ctx.config.order_timeout_ms,
+                "status": status.value,
+                "filled_qty": row.filled_qty,
+            }
+            with ctx.because("timeout.cancel_after_deadline", **facts):
+                ctx.request_cancel(row, "deadline passed in broker time")
         elif (status is OrderStatus.PENDING_CANCEL or row.fills_qty < row.filled_qty) and may_ask:
             ctx.query(row, QueryReason.RECONCILE)
     service_stops(ctx, stops)
@@ -85,9 +93,11 @@ def _cancel_overdue(ctx: StepContext, row: IntentRow) -> bool:
             f"confirmed {2 * wait} ms of broker time after it was asked, once re-sent; {open_qty} may still fill. "
             "Nothing more is sent for this order; check it at the broker"
         )
-        ctx.escalate_once(
-            row.group_id, row.client_order_id, EscalationKind.CANCEL_UNCONFIRMED, row.symbol, open_qty, why
-        )
+        facts = {"cancel_requested_at_broker_ms": asked, "broker_now_ms": now_ms, "cancel_confirm_ms": wait}
+        with ctx.because("cancel.unconfirmed_after_resend", **facts):
+            ctx.escalate_once(
+                row.group_id, row.client_order_id, EscalationKind.CANCEL_UNCONFIRMED, row.symbol, open_qty, why
+            )
         ctx.touch(row.group_id)
         return True
     return False
@@ -105,6 +115,9 @@ def _broker_usability(ctx: StepContext) -> None:
     state.broker_unusable = True
     why = f"the broker has not answered for {ctx.config.broker_unusable_after_ms} ms; opening orders wait"
     ctx.writes.settings["broker_state"] = "UNUSABLE"
-    ctx.writes.transition("BROKER", "broker", "USABLE", "UNUSABLE", None, why, None, ctx.now_ns)
-    ctx.escalate(EscalationKind.BROKER_UNUSABLE, Severity.CRITICAL, None, None, "", 0, why)
+    with ctx.because(
+        "broker.unusable_after_silence", failing_since_local_ns=since, after_ms=ctx.config.broker_unusable_after_ms
+    ):
+        ctx.writes.transition("BROKER", "broker", "USABLE", "UNUSABLE", None, why, None, ctx.now_ns)
+        ctx.escalate(EscalationKind.BROKER_UNUSABLE, Severity.CRITICAL, None, None, "", 0, why)
     ctx.notify(BrokerUsability(False, why))

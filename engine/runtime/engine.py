@@ -23,6 +23,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from engine.audit.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from engine.audit.checkpoint import dump_state
+from engine.audit.codec import encode_input, input_kind
 from engine.broker.port import Broker
 from engine.catalog import load_margin_model
 from engine.core.book import Book, IntentRow
@@ -99,7 +102,12 @@ class Engine:
         self.crash = crash_hook
         self.margin_model = margin_model or load_margin_model()
         self.lockstep = lockstep
-        self.state = EngineState(catalog, self.config, self.margin_model, id_factory)
+        self.state = EngineState(catalog, self.config, self.margin_model, self._draw_id)
+        # The time-travel audit: the next input's sequence number, the ids the current step drew
+        # (a replay feeds them back), and where the last checkpoint of the state was taken.
+        self._next_seq = 1
+        self._drawn: list[str] = []
+        self._checkpoint_seq = 0
         self.failure: BaseException | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -189,8 +197,9 @@ class Engine:
             # Subscribe before asking the broker anything, so nothing falls between lookup and feed.
             feed = self.broker.events()
             self._tasks.append(asyncio.create_task(self._pump_events(feed), name="engine-events"))
-        self.state = await load_state(self.journal, self.catalog, self.config, self.margin_model, self.new_id)
+        self.state = await load_state(self.journal, self.catalog, self.config, self.margin_model, self._draw_id)
         await self._abandon_unfinished_commands()
+        await self._start_checkpoint()
         try:
             clock: BrokerTime = BrokerTime(self.now_ns(), await self.broker.server_time_ms())
         except Exception as exc:  # a broker that cannot answer yet: recovery asks again, timers anchor later
@@ -200,6 +209,41 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
             self._tasks.append(asyncio.create_task(self._poll_commands(), name="engine-commands"))
             self._tasks.append(asyncio.create_task(self._keep_lease(), name="engine-lease"))
+
+    def _draw_id(self) -> str:
+        new = self.new_id()
+        self._drawn.append(new)
+        return new
+
+    async def _start_checkpoint(self) -> None:
+        """What recovery loaded is where a replay of this run starts."""
+        rows = await self.journal.fetch("SELECT COALESCE(MAX(seq), 0) FROM inputs")
+        self._next_seq = int(rows[0][0]) + 1
+        writes = JournalWrites()
+        writes.checkpoint = self._checkpoint_row("START")
+        async with self.journal.transaction():
+            await self.journal.flush(writes)
+
+    def _checkpoint_row(self, kind: str) -> tuple[Any, ...]:
+        self._checkpoint_seq = self._next_seq
+        blob = dump_state(self.state)
+        return (self._next_seq, kind, self.journal.epoch, self.wall_ms(), CHECKPOINT_FORMAT, blob)
+
+    def _input_row(self, inp: Input, seq: int) -> tuple[Any, ...]:
+        clock = self.state.clock
+        broker_ms = clock.now_ms(inp.now_ns) if clock.anchored else None
+        command_seq = inp.command_id if isinstance(inp, Given) else None
+        return (
+            seq,
+            input_kind(inp),
+            self.journal.epoch,
+            inp.now_ns,
+            self.wall_ms(),
+            broker_ms if broker_ms is None or broker_ms >= 0 else None,
+            command_seq,
+            encode_input(inp),
+            json.dumps(self._drawn) if self._drawn else "[]",
+        )
 
     async def _abandon_unfinished_commands(self) -> None:
         """A command the previous engine had taken but not finished (it died in between) wrote
@@ -490,13 +534,19 @@ class Engine:
         done: list[asyncio.Future[Any]] = []
         placed = False
         merged = self._merge(items)
+        journaled: list[tuple[Any, ...]] = []
         for inp, future in merged:
             if future is not None:
                 done.append(future)
             try:
                 inp = await self._with_known_keys(self._stamped(inp))
                 placed = placed or isinstance(inp, Placed)
-                effects.extend(step(self.state, inp))
+                self._drawn = []
+                out = step(self.state, inp, self._next_seq)
+                if out or not isinstance(inp, Tick):  # a tick that changed nothing is not journaled
+                    journaled.append(self._input_row(inp, self._next_seq))
+                    self._next_seq += 1
+                effects.extend(out)
             except BaseException as exc:
                 # Everyone waiting on this cycle hears why: none of it was committed.
                 for waiting in done + [f for _, f in merged if f is not None]:
@@ -504,6 +554,9 @@ class Engine:
                         waiting.set_exception(exc)
                 raise
         writes = JournalWrites()
+        writes.inputs = journaled
+        if self._next_seq - self._checkpoint_seq >= self.config.checkpoint_every_inputs:
+            writes.checkpoint = self._checkpoint_row("PERIODIC")
         for effect in effects:
             if isinstance(effect, Commit):
                 writes.merge(effect.writes)

@@ -246,10 +246,12 @@ class Journal:
 
     # --- writes (inside transaction()) -----------------------------------------------------
 
-    async def insert_group(self, spec: GroupSpec, state: GroupState, reason: str, now_ns: int) -> None:
+    async def insert_group(
+        self, spec: GroupSpec, state: GroupState, reason: str, now_ns: int, cause_seq: int | None = None
+    ) -> None:
         await self.db.execute(
             "INSERT INTO groups (group_id, template, state, reason, spec_json, ts_created_local_ns,"
-            " ts_updated_local_ns, stop_trigger_paise) VALUES (?,?,?,?,?,?,?,?)",
+            " ts_updated_local_ns, stop_trigger_paise, cause_seq) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 spec.group_id,
                 spec.template,
@@ -259,6 +261,7 @@ class Journal:
                 now_ns,
                 now_ns,
                 spec.stop_trigger_paise,
+                cause_seq,
             ),
         )
         await self.db.executemany(
@@ -310,8 +313,16 @@ class Journal:
     async def flush(self, batch: JournalWrites) -> None:
         """Write a step's batch (inside transaction()): one executemany per table."""
         c = self.db
+        if batch.inputs:
+            await c.executemany(
+                "INSERT INTO inputs (seq, kind, epoch, ts_local_ns, ts_wall_ms, ts_broker_ms, command_seq, body_json,"
+                " ids_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                batch.inputs,
+            )
         for group in batch.groups_new.values():
-            await self.insert_group(group.spec, group.state, group.reason, batch.now_ns)
+            await self.insert_group(
+                group.spec, group.state, group.reason, batch.now_ns, batch.group_causes.get(group.spec.group_id)
+            )
         group_rows = [*batch.groups_new.values(), *batch.groups.values()]
         if group_rows:
             await c.executemany(
@@ -354,7 +365,8 @@ class Journal:
         if batch.escalations:
             await c.executemany(
                 "INSERT INTO escalations (escalation_id, kind, severity, status, group_id, client_order_id, symbol,"
-                " unhedged_qty, reason, ts_created_local_ns) VALUES (?,?,?,'OPEN',?,?,?,?,?,?)",
+                " unhedged_qty, reason, ts_created_local_ns, cause_seq, rule, why_json)"
+                " VALUES (?,?,?,'OPEN',?,?,?,?,?,?,?,?,?)",
                 batch.escalations,
             )
         if batch.acknowledgements:
@@ -372,7 +384,7 @@ class Journal:
         if batch.audits:
             await c.executemany(
                 "INSERT INTO audit_log (ts_local_ns, ts_wall_ms, os_user, role, command, target, detail_json,"
-                " outcome, command_seq) VALUES (?,?,?,?,?,?,?,?,?)",
+                " outcome, command_seq, input_seq) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 batch.audits,
             )
         for key, value in batch.settings.items():
@@ -384,7 +396,7 @@ class Journal:
         if batch.fills:
             await c.executemany(
                 "INSERT INTO fills (trade_id, client_order_id, symbol, side, qty, price_paise, ts_exchange_ms,"
-                " ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
+                " ts_local_ns, cause_seq) VALUES (?,?,?,?,?,?,?,?,?)",
                 batch.fills,
             )
         if batch.intents:
@@ -399,13 +411,13 @@ class Journal:
         if batch.transitions:
             await c.executemany(
                 "INSERT INTO transitions (entity, entity_id, from_state, to_state, filled_qty, cause, ts_exchange_ms,"
-                " ts_local_ns) VALUES (?,?,?,?,?,?,?,?)",
+                " ts_local_ns, cause_seq, rule) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 batch.transitions,
             )
         if batch.rejected:
             await c.executemany(
                 "INSERT INTO rejected_events (client_order_id, event_key, event_json, reason, ts_exchange_ms,"
-                " ts_local_ns, feed_seq) VALUES (?,?,?,?,?,?,?)",
+                " ts_local_ns, feed_seq, cause_seq) VALUES (?,?,?,?,?,?,?,?)",
                 batch.rejected,
             )
             await self.bump_counter("rejected_events", len(batch.rejected))
@@ -417,6 +429,11 @@ class Journal:
             )
         if batch.duplicates:
             await self.bump_counter("duplicate_events", batch.duplicates)
+        if batch.checkpoint is not None:
+            await c.execute(
+                "INSERT INTO checkpoints (seq, kind, epoch, ts_wall_ms, format, state) VALUES (?,?,?,?,?,?)",
+                batch.checkpoint,
+            )
         if batch.commands_done:
             await c.executemany(
                 "UPDATE commands SET status=?, outcome_json=?, error=?, role_needed=?, engine_epoch=?, ts_done_ms=?"
@@ -459,6 +476,9 @@ class Journal:
                     escalation_id=None if d["escalation_id"] is None else int(d["escalation_id"]),
                     ts_created_local_ns=int(d["ts_created_local_ns"]),
                     ts_updated_local_ns=int(d["ts_updated_local_ns"]),
+                    cause_seq=None if d["cause_seq"] is None else int(d["cause_seq"]),
+                    rule=str(d["rule"]),
+                    why_json=str(d["why_json"]),
                 )
             )
         return out

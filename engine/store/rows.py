@@ -34,6 +34,9 @@ INTENT_COLUMNS = (
     "trigger_price_paise",
     "ts_triggered_exchange_ms",
     "ts_cancel_requested_exchange_ms",
+    "cause_seq",
+    "rule",
+    "why_json",
 )
 
 
@@ -69,6 +72,9 @@ def intent_from_db(values: tuple[object, ...]) -> IntentRow:
         trigger_price_paise=None if d["trigger_price_paise"] is None else int(str(d["trigger_price_paise"])),
         ts_triggered_exchange_ms=_opt_int(d["ts_triggered_exchange_ms"]),
         ts_cancel_requested_exchange_ms=_opt_int(d["ts_cancel_requested_exchange_ms"]),
+        cause_seq=_opt_int(d["cause_seq"]),
+        rule=str(d["rule"]),
+        why_json=str(d["why_json"]),
     )
 
 
@@ -92,6 +98,9 @@ NODE_COLUMNS = (
     "escalation_id",
     "ts_created_local_ns",
     "ts_updated_local_ns",
+    "cause_seq",
+    "rule",
+    "why_json",
 )
 
 

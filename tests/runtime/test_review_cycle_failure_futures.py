@@ -18,10 +18,10 @@ async def test_ingest_is_answered_when_a_later_input_of_its_cycle_fails(
     engine = await harness.start()
     real_step = engine_mod.step
 
-    def step(state, inp):  # type: ignore[no-untyped-def]
+    def step(state, inp, seq=None):  # type: ignore[no-untyped-def]
         if isinstance(inp, Tick):
             raise RuntimeError("a bug in a timer decision")  # stands for any StepError
-        return real_step(state, inp)
+        return real_step(state, inp, seq)
 
     monkeypatch.setattr(engine_mod, "step", step)
     # the ingest batch and the due tick share one cycle; the tick's step raises

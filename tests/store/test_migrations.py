@@ -115,4 +115,4 @@ async def test_audit_log_is_append_only(journal: Journal) -> None:
 async def test_quantity_checks_refuse_impossible_rows(journal: Journal) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         async with journal.transaction():
-            await journal.fetch("INSERT INTO fills VALUES ('T1', 'nobody', 'S', 'BUY', -75, 100, 1, 1)")
+            await journal.fetch("INSERT INTO fills VALUES ('T1', 'nobody', 'S', 'BUY', -75, 100, 1, 1, NULL)")

@@ -1,0 +1,1 @@
+"""The time-travel audit: journaled inputs, checkpoints, replay through ``step`` and "why"."""
