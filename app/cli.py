@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app import headless
+from app.audit import add_parsers as add_audit_parsers
 from app.brokers import BrokerUrlError, open_broker
 from app.chaos import add_parser as add_chaos_parser
 from app.errors import UsageError
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("instruments", help="list the instrument catalog")
     i.add_argument("--json", action="store_true")
     add_simulate_parser(sub)
+    add_audit_parsers(sub)
     add_chaos_parser(sub)
     b = sub.add_parser("bench", help="measure engine performance as ratios in one run")
     b.add_argument("--json", action="store_true")
@@ -191,6 +193,10 @@ async def _dispatch(command: str, args: argparse.Namespace) -> int:
         from app.chaos import run_chaos
 
         return await run_chaos(args)
+    if command in ("replay", "why"):
+        from app.audit import run_replay, run_why
+
+        return await (run_replay if command == "replay" else run_why)(args)
     if command == "simulate":
         from app.simulate import run_simulate
 

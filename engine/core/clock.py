@@ -2,7 +2,10 @@
 time since then is measured with a local *monotonic* clock.
 
 Guarantees: ``now_ms`` never goes backward, whatever the exchange timestamps or the local wall
-clock do; a deadline is "broker-acknowledged timestamp + timeout", measured as elapsed broker time.
+clock do (the anchor only ever moves forward, and the interpreter steps inputs at local times
+that never go backward); reading it changes nothing, so a replay that skips a tick which only
+read the time decides exactly as the run did; a deadline is "broker-acknowledged timestamp +
+timeout", measured as elapsed broker time.
 
 The exchange's clock may *step* (NTP, a restart, a hostile peer). A timestamp further than
 ``step_threshold_ms`` ahead of our estimate, or (on a fresh reply, which is stamped "now") as far
@@ -21,7 +24,6 @@ from dataclasses import dataclass
 class BrokerClock:
     anchor_exchange_ms: int | None = None
     anchor_local_ns: int = 0
-    _last_ms: int = 0
     step_threshold_ms: int = 1_000
     step_offset_ms: int = 0  # exchange clock minus our continuous broker time: the sum of its steps
 
@@ -46,11 +48,10 @@ class BrokerClock:
         return ts_exchange_ms - self.step_offset_ms
 
     def now_ms(self, local_ns: int) -> int:
+        """Broker time at ``local_ns``; 0 before the first exchange timestamp. A pure read."""
         if self.anchor_exchange_ms is None:
-            return self._last_ms
-        estimate = self.anchor_exchange_ms + (local_ns - self.anchor_local_ns) // 1_000_000
-        self._last_ms = max(self._last_ms, estimate)
-        return self._last_ms
+            return 0
+        return self.anchor_exchange_ms + (max(local_ns, self.anchor_local_ns) - self.anchor_local_ns) // 1_000_000
 
     @property
     def anchored(self) -> bool:

@@ -299,5 +299,12 @@ class Commit:
     writes: JournalWrites
 
 
-Effect = Commit | Place | Cancel | Query | AnchorClock | Notify | Reply
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The step changed the engine's state without a journal row or I/O (a timer's bookkeeping
+    on a group it looked at). Nothing to perform: it tells the interpreter the input must be
+    journaled, so that a replay makes the same change."""
+
+
+Effect = Commit | Place | Cancel | Query | AnchorClock | Notify | Reply | Changed
 IO_EFFECTS = (Place, Cancel, Query, AnchorClock)

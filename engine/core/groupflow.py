@@ -60,7 +60,8 @@ def advance_group(ctx: StepContext, group_id: str) -> None:
         group.waiting_on_person = decision.waiting_on_person or any(
             book.cancel_stuck(r) for r in book.of_group(group_id)
         )
-        ctx.set_group_state(group, decision.state, decision.reason)
+        with ctx.because("group.lifecycle"):
+            ctx.set_group_state(group, decision.state, decision.reason)
         if decision.state is GroupState.HEDGED:
             continue  # the exit side (stop-loss, close) takes over
         if decision.start_hedge:

@@ -20,7 +20,7 @@ from typing import Any
 from engine.core.cancels import cancel_answered
 from engine.core.command_rules import given, retry_answered
 from engine.core.context import StepContext
-from engine.core.effects import Effect, QueryReason
+from engine.core.effects import Changed, Effect, QueryReason
 from engine.core.groupflow import StepError, advance_group
 from engine.core.ingest import apply_events
 from engine.core.inputs import (
@@ -98,7 +98,10 @@ def step(state: EngineState, inp: Input, seq: int | None = None) -> list[Effect]
     if state.resumed or isinstance(inp, Given) or (isinstance(inp, LookedUp) and inp.command_id is not None):
         _advance_touched(ctx)
     state.book.resettle(ctx.touched)
-    return ctx.effects()
+    effects = ctx.effects()
+    if not effects and ctx.touched:
+        effects.append(Changed())
+    return effects
 
 
 def _advance_touched(ctx: StepContext) -> None:

@@ -108,6 +108,7 @@ class Engine:
         self._next_seq = 1
         self._drawn: list[str] = []
         self._checkpoint_seq = 0
+        self._stepped_ns = 0  # local time of the last input stepped
         self.failure: BaseException | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -602,11 +603,17 @@ class Engine:
         return out
 
     def _stamped(self, inp: Input) -> Input:
-        """Feed events and ticks are stamped when they are stepped, not when they were queued."""
+        """Feed events and ticks are stamped when they are stepped, not when they were queued.
+        No input is stepped at a local time before the previous one's (an answer stamped when
+        its call returned may be queued behind one stamped later): broker time, read from it,
+        then never goes backward, and a replay needs no memory of reads."""
         if isinstance(inp, BrokerEvents) and inp.now_ns == 0:
-            return BrokerEvents(self.now_ns(), inp.events, inp.known_keys)
-        if isinstance(inp, Tick) and inp.now_ns == 0:
-            return Tick(self.now_ns())
+            inp = BrokerEvents(self.now_ns(), inp.events, inp.known_keys)
+        elif isinstance(inp, Tick) and inp.now_ns == 0:
+            inp = Tick(self.now_ns())
+        if inp.now_ns < self._stepped_ns:
+            inp = dataclasses.replace(inp, now_ns=self._stepped_ns)
+        self._stepped_ns = inp.now_ns
         return inp
 
     async def _with_known_keys(self, inp: Input) -> Input:

@@ -217,6 +217,7 @@ class SeedResult:
     stats: dict[str, int] = field(default_factory=dict)
     dropped: tuple[int, ...] = ()
     planted: str = ""
+    audit: str = ""  # with run_seed(audit=True): "" when replaying the journal reproduced it, else the defect
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -231,6 +232,8 @@ class SeedResult:
         }
         if not self.ok:
             out.update(violation=self.violation, invariant=self.invariant, dropped=list(self.dropped))
+        if self.audit:
+            out["audit"] = self.audit
         return out
 
 
@@ -258,7 +261,9 @@ class Session:
         )
         self.downtime = random.Random(f"downtime:{seed}")
         self.checker = Checker(self.path, self.venue, self.catalog)
-        self.config = EngineConfig()
+        # frequent checkpoints, so a replay of the journal (run_seed(audit=True)) compares the whole
+        # replayed state with the engine's own several times a seed
+        self.config = EngineConfig(checkpoint_every_inputs=25)
         self.person = os_user()
         self.journal: Journal | None = None
         self.engine: Engine | None = None
@@ -604,8 +609,12 @@ async def run_seed(
     drop: frozenset[int] = frozenset(),
     plant: str = "",
     catalog: dict[str, Instrument] | None = None,
+    audit: bool = False,
 ) -> SeedResult:
+    """One seed. With ``audit``, the journal is then replayed from its first checkpoint through
+    every input (engine.audit.replay); a replay that does not reproduce it fails the seed."""
     started = time.perf_counter()
+    audited = ""
     with _workdir() as work, planted(plant):
         session = Session(seed, profile, work, wall_base_ms=wall_base_ms, drop=drop, catalog=catalog)
         violation: Violation | None = None
@@ -617,6 +626,8 @@ async def run_seed(
             session._say(f"VIOLATION {exc}")
         finally:
             await session.close()
+        if audit:
+            audited = await audit_journal(session.path)
     checker = session.checker
     stats = {
         **session.stats,
@@ -629,7 +640,7 @@ async def run_seed(
     return SeedResult(
         seed=seed,
         profile=profile.name,
-        ok=violation is None,
+        ok=violation is None and not audited,
         trace_hash=session.trace_hash(),
         violation=str(violation or ""),
         invariant=violation.invariant if violation else None,
@@ -640,7 +651,25 @@ async def run_seed(
         stats=stats,
         dropped=tuple(sorted(drop)),
         planted=plant,
+        audit=audited,
     )
+
+
+async def audit_journal(path: Path) -> str:
+    """Replay a journal from its first checkpoint to its end: "" when it reproduces every
+    effect, else what differs (and where)."""
+    from engine.audit.replay import replay
+
+    journal = await Journal.open(path, inline=True)
+    try:
+        result = await replay(journal, full=True)
+    finally:
+        await journal.close()
+    if result.mismatch is not None:
+        return result.mismatch.describe()
+    if result.checked_to != result.last_seq:
+        return f"replay stopped at input #{result.checked_to} of #{result.last_seq}"
+    return ""
 
 
 async def shrink(result: SeedResult, profile: Profile, *, budget: int = 60) -> SeedResult:
