@@ -30,16 +30,21 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--drop", default="", help="replay with these scheduled actions left out (printed by a failure)")
     s.add_argument("--plant", default="", help=f"test the simulator: plant a known bug ({', '.join(PLANTS)})")
     s.add_argument("--no-shrink", dest="shrink", action="store_false", help="report a failure without shrinking it")
+    s.add_argument(
+        "--audit",
+        action="store_true",
+        help="then replay each seed's journal through step from its first checkpoint and check it reproduces",
+    )
 
 
-def _chunk(job: tuple[list[int], str, tuple[int, ...], str]) -> list[SeedResult]:
-    seeds, profile_name, drop, plant = job
+def _chunk(job: tuple[list[int], str, tuple[int, ...], str, bool]) -> list[SeedResult]:
+    seeds, profile_name, drop, plant, audit = job
     profile = profile_named(profile_name)
 
     async def run_all() -> list[SeedResult]:
         out = []
         for seed in seeds:
-            result = await run_seed(seed, profile, drop=frozenset(drop), plant=plant)
+            result = await run_seed(seed, profile, drop=frozenset(drop), plant=plant, audit=audit)
             if result.ok:
                 result.trace = []  # keep only what a failure needs to be read
             out.append(result)
@@ -69,7 +74,7 @@ async def run_simulate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     jobs = min(args.jobs, len(seeds))
     chunks = [seeds[i::jobs] for i in range(jobs)]
-    work = [(chunk, args.faults, drop, args.plant) for chunk in chunks]
+    work = [(chunk, args.faults, drop, args.plant, args.audit) for chunk in chunks]
     # Each chunk runs in a worker process of its own, with its own event loop (never a thread of
     # this one: the workers' journals then do not share this process's GIL with it).
     loop = asyncio.get_running_loop()
@@ -137,6 +142,7 @@ def _failure_json(f: SeedResult) -> dict[str, Any]:
         "seed": f.seed,
         "invariant": f.invariant,
         "violation": f.violation,
+        "audit": f.audit,
         "replay": replay_command(f),
         "trace": f.trace[-TRACE_LINES:],
     }
@@ -144,7 +150,7 @@ def _failure_json(f: SeedResult) -> dict[str, Any]:
 
 def _print_failure(f: SeedResult) -> None:
     out = sys.stdout
-    print(f"\nseed {f.seed} FAILED: {f.violation}", file=out)
+    print(f"\nseed {f.seed} FAILED: {f.violation or f.audit}", file=out)
     if f.invariant is not None:
         print(f"  invariant {f.invariant}: {INVARIANTS[f.invariant]}", file=out)
     print(f"  minimal trace ({len(f.trace)} lines, last {min(TRACE_LINES, len(f.trace))}):", file=out)
@@ -161,4 +167,10 @@ def _summary_line(doc: dict[str, Any]) -> str:
         f"{t.get('delivered', 0)} events delivered, {t.get('duplicates', 0)} duplicates and "
         f"{t.get('reordered', 0)} reorders absorbed, {t.get('crashes', 0)} crashes survived, "
         f"{t.get('orphans_raised', 0)} orphans raised, {t.get('orphans_resolved', 0)} resolved"
+        + (
+            f"; replay reproduced {t['audit_inputs']} inputs across {t['audit_restarts']} restarts and"
+            f" {t['audit_checkpoints']} checkpoints"
+            if "audit_inputs" in t
+            else ""
+        )
     )

@@ -610,11 +610,12 @@ async def run_seed(
     plant: str = "",
     catalog: dict[str, Instrument] | None = None,
     audit: bool = False,
+    keep_journal: Path | None = None,
 ) -> SeedResult:
     """One seed. With ``audit``, the journal is then replayed from its first checkpoint through
     every input (engine.audit.replay); a replay that does not reproduce it fails the seed."""
     started = time.perf_counter()
-    audited = ""
+    audited, audit_stats = "", {}
     with _workdir() as work, planted(plant):
         session = Session(seed, profile, work, wall_base_ms=wall_base_ms, drop=drop, catalog=catalog)
         violation: Violation | None = None
@@ -627,7 +628,9 @@ async def run_seed(
         finally:
             await session.close()
         if audit:
-            audited = await audit_journal(session.path)
+            audited, audit_stats = await audit_journal(session.path)
+        if keep_journal is not None:
+            shutil.copyfile(session.path, keep_journal)
     checker = session.checker
     stats = {
         **session.stats,
@@ -636,6 +639,7 @@ async def run_seed(
         "actions": len(session.plan),
         "orphans_raised": len(checker.orphaned),
         "orphans_resolved": len(checker.resolved),
+        **audit_stats,
     }
     return SeedResult(
         seed=seed,
@@ -655,9 +659,9 @@ async def run_seed(
     )
 
 
-async def audit_journal(path: Path) -> str:
+async def audit_journal(path: Path) -> tuple[str, dict[str, int]]:
     """Replay a journal from its first checkpoint to its end: "" when it reproduces every
-    effect, else what differs (and where)."""
+    effect, else what differs (and where); with how much was checked."""
     from engine.audit.replay import replay
 
     journal = await Journal.open(path, inline=True)
@@ -665,11 +669,16 @@ async def audit_journal(path: Path) -> str:
         result = await replay(journal, full=True)
     finally:
         await journal.close()
+    stats = {
+        "audit_inputs": result.stepped,
+        "audit_restarts": result.restarts,
+        "audit_checkpoints": result.checkpoints_checked,
+    }
     if result.mismatch is not None:
-        return result.mismatch.describe()
+        return result.mismatch.describe(), stats
     if result.checked_to != result.last_seq:
-        return f"replay stopped at input #{result.checked_to} of #{result.last_seq}"
-    return ""
+        return f"replay stopped at input #{result.checked_to} of #{result.last_seq}", stats
+    return "", stats
 
 
 async def shrink(result: SeedResult, profile: Profile, *, budget: int = 60) -> SeedResult:

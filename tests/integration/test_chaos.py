@@ -28,6 +28,16 @@ def test_ten_sigkills_of_the_engine_and_some_of_the_exchange_leave_every_invaria
     assert doc["groups_submitted"] >= 10 and doc["exchange_orders"] >= 10
     log = (tmp_path / "engine.log").read_text()
     assert log.count("engine running on") == 11, "started once, restarted after each kill"
+    # The time-travel audit on a live (wall-clock, multi-process) run: replaying the journal
+    # through step from its first checkpoint, across all eleven starts, reproduces every effect.
+    audit = subprocess.run(
+        [sys.executable, "-m", "app.cli", "replay", "--db", str(tmp_path / "journal.db"), "--check", "full", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    replayed = json.loads(audit.stdout)
+    assert audit.returncode == 0 and replayed["check"]["ok"], replayed["check"]["defect"]
+    assert replayed["check"]["restarts_crossed"] >= 10, "every SIGKILL's restart was crossed"
+    assert replayed["check"]["checked_to"] == replayed["journal_inputs"][1] and replayed["stepped"] > 50
 
 
 def _quiet_desk() -> tuple[dict[str, Any], dict[str, Any]]:
