@@ -615,7 +615,7 @@ async def run_seed(
     """One seed. With ``audit``, the journal is then replayed from its first checkpoint through
     every input (engine.audit.replay); a replay that does not reproduce it fails the seed."""
     started = time.perf_counter()
-    audited, audit_stats = "", {}
+    audited, audit_stats = "", dict[str, int]()
     with _workdir() as work, planted(plant):
         session = Session(seed, profile, work, wall_base_ms=wall_base_ms, drop=drop, catalog=catalog)
         violation: Violation | None = None
