@@ -6,6 +6,8 @@
 - end to end: 20 groups launched against the in-process paper exchange until every one settles;
 - step cost per event with 100 versus 10,000 finished groups in the book (history must not
   make a step dearer: the book is indexed by group and node, and timers walk only live orders);
+- the time-travel audit (app.bench_audit): what journaling inputs adds to ingest, a checkpoint's
+  cost, and ``replay --at`` on a journal of 100,000 inputs (10,000 with ``--quick``);
 - journal commits per group on its way to HEDGED (all of them, and the synchronous=FULL ones)
   against its broker sends, and launch-to-wire latency (command given -> broker.place called,
   the intent's FULL commit included).
@@ -315,7 +317,10 @@ def _spread(group_id: str, qty: int) -> dict[str, Any]:
     }
 
 
-async def run_bench(as_json: bool) -> int:
+async def run_bench(as_json: bool, quick: bool = False) -> int:
+    """``quick``: the time-travel audit's replay journal has 10,000 inputs, not 100,000."""
+    from app.bench_audit import audit_figures
+
     spec = parse_groups(
         [
             {
@@ -337,6 +342,7 @@ async def run_bench(as_json: bool) -> int:
         e2e = await _end_to_end_s(tmp)
         commits = await _commits_and_wire(tmp, 10)
         shared = await shared_desk_figures(tmp)
+        audit = await audit_figures(tmp, spec, 10_000 if quick else 100_000, 3 if quick else 7)
     # best of three, interleaved: the machine's noise is one-sided (it only ever slows a run)
     runs = [(_step_us_per_event(100), _step_us_per_event(10_000)) for _ in range(3)]
     small, large = min(r[0] for r in runs), min(r[1] for r in runs)
@@ -353,6 +359,7 @@ async def run_bench(as_json: bool) -> int:
         "step_cost_10000_over_100_finished": round(large / small, 2),
         **{k: round(v, 2) for k, v in commits.items()},
         **shared,
+        **audit,
     }
     if as_json:
         print(json.dumps(result, indent=1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import types
 import typing
 from enum import Enum
@@ -18,7 +19,7 @@ from typing import Any
 
 from engine.core import commands, events, groups, inputs
 
-__all__ = ["KINDS", "CodecError", "decode_input", "encode_input", "input_kind"]
+__all__ = ["KINDS", "CodecError", "decode_input", "encode_input", "input_kind", "input_row"]
 
 
 class CodecError(ValueError):
@@ -58,6 +59,8 @@ _CLASSES: dict[str, type] = {
     )
 }
 
+_TAGGED = frozenset(_CLASSES.values())
+
 KINDS: dict[type, str] = {
     inputs.BrokerEvents: "events",
     inputs.Placed: "placed",
@@ -86,26 +89,53 @@ def input_kind(inp: inputs.Input) -> str:
     return KINDS[type(inp)]
 
 
+def input_row(
+    inp: inputs.Input, seq: int, epoch: int | None, wall_ms: int, broker_ms: int | None, drawn: list[str]
+) -> tuple[Any, ...]:
+    """The ``inputs`` row of a stepped input (columns of migration 007, in order)."""
+    return (
+        seq,
+        KINDS[type(inp)],
+        epoch,
+        inp.now_ns,
+        wall_ms,
+        broker_ms if broker_ms is None or broker_ms >= 0 else None,
+        inp.command_id if isinstance(inp, inputs.Given) else None,
+        encode_input(inp),
+        json.dumps(drawn) if drawn else "[]",
+    )
+
+
 def encode_input(inp: inputs.Input) -> str:
     return json.dumps(_enc(inp), separators=(",", ":"), ensure_ascii=False)
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})
+_GETTERS: dict[type, Any] = {}
+
+
 def _enc(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int)):
+    cls = type(value)
+    if cls in _PLAIN:
         return value
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, str):
-        return value
-    cls = type(value)
-    if cls in _CLASSES.values() and dataclasses.is_dataclass(value):
-        return [cls.__name__, *(_enc(getattr(value, name)) for name, _ in _fields(cls))]
+    getter = _GETTERS.get(cls)
+    if getter is None and cls in _TAGGED:
+        names = [name for name, _ in _fields(cls)]
+        getter = _GETTERS[cls] = (
+            operator.attrgetter(*names) if len(names) > 1 else (lambda v, n=names[0]: (getattr(v, n),))
+        )
+    if getter is not None:
+        return [cls.__name__, *map(_enc, getter(value))]
     if isinstance(value, (tuple, list)):
         return [_enc(v) for v in value]
     if isinstance(value, frozenset):
         return sorted(_enc(v) for v in value)
     if isinstance(value, dict):
         return {str(k): _enc(v) for k, v in value.items()}
+    if isinstance(value, (int, str)):
+        return value
     raise CodecError(f"cannot journal a {cls.__name__} in an input")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from engine.audit.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from engine.audit.checkpoint import dump_state
-from engine.audit.codec import encode_input, input_kind
+from engine.audit.codec import input_row
 from engine.broker.port import Broker
 from engine.catalog import load_margin_model
 from engine.core.book import Book, IntentRow
@@ -232,19 +232,8 @@ class Engine:
 
     def _input_row(self, inp: Input, seq: int) -> tuple[Any, ...]:
         clock = self.state.clock
-        broker_ms = clock.now_ms(inp.now_ns) if clock.anchored else None
-        command_seq = inp.command_id if isinstance(inp, Given) else None
-        return (
-            seq,
-            input_kind(inp),
-            self.journal.epoch,
-            inp.now_ns,
-            self.wall_ms(),
-            broker_ms if broker_ms is None or broker_ms >= 0 else None,
-            command_seq,
-            encode_input(inp),
-            json.dumps(self._drawn) if self._drawn else "[]",
-        )
+        broker_ms = clock.now_ms(inp.now_ns) if clock.anchored else None  # for display only
+        return input_row(inp, seq, self.journal.epoch, self.wall_ms(), broker_ms, self._drawn)
 
     async def _abandon_unfinished_commands(self) -> None:
         """A command the previous engine had taken but not finished (it died in between) wrote

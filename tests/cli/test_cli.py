@@ -241,9 +241,17 @@ def test_corrupt_journal_is_refused_with_one_line(tmp_path: Path) -> None:
 
 
 def test_bench_reports_ratios_measured_in_one_run() -> None:
-    run = td("bench", "--json")
+    run = td("bench", "--json", "--quick", timeout=600)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
+    # the time-travel audit: journaling inputs, measured as the work it adds to each event
+    assert result["audit_ingest_cost_of_journaling_inputs_pct"] == pytest.approx(
+        (result["audit_input_encode_us_per_event"] + result["audit_input_insert_us_per_event"])
+        / result["audit_ingest_us_per_event"]
+        * 100,
+        abs=0.2,
+    )
+    assert result["audit_journal_inputs"] == 10_000 and result["audit_replay_full_checkpoints_compared"] == 1
     assert result["ingest_group_commit_speedup"] == pytest.approx(
         result["ingest_events_per_s_group_commit"] / result["ingest_events_per_s_commit_per_event"], rel=0.01
     )
