@@ -37,8 +37,10 @@ from ui.commands import CommandRunner
 from ui.context import DeskContext
 from ui.dialogs.launch import LaunchDialog
 from ui.dialogs.manual_hedge import ManualHedgeDialog
+from ui.dialogs.why import WhyDialog
 from ui.errors import reporter
 from ui.models.columns import AGE_COLUMN
+from ui.models.table import ROW_ROLE
 from ui.panels.charts import ChartsPanel
 from ui.panels.detail import GroupDetailPanel
 from ui.panels.escalations import EscalationsPanel
@@ -46,6 +48,7 @@ from ui.panels.groups import GroupsPanel
 from ui.panels.intents import IntentsPanel
 from ui.panels.log import LogPanel
 from ui.panels.tree import HedgeTreePanel
+from ui.panels.why_menu import install_why
 from ui.reader import JournalReader
 from ui.status import DeskStatusBar
 from ui.viewmodels.desk import Changes, Notice
@@ -230,6 +233,11 @@ class MainWindow(QMainWindow):
         self.groups.close_requested.connect(self.close_group)
         self.escalations.action_requested.connect(self.escalation_action)
         reporter().error.connect(self._reported)
+        order_at = lambda i: getattr(i.data(ROW_ROLE), "client_order_id", None)  # noqa: E731
+        install_why(self.intents.view, order_at, self.why)
+        install_why(self.detail.orders_view, order_at, self.why)
+        install_why(self.escalations.view, lambda i: f"E{i.data(ROW_ROLE).escalation_id}", self.why)
+        install_why(self.tree.view, lambda i: getattr(self.tree.model.node_at(i), "node_id", None), self.why)
 
     # --- live updates -------------------------------------------------------------------------
 
@@ -379,6 +387,23 @@ class MainWindow(QMainWindow):
 
     def _manual_hedge_confirmed(self, group_id: str, symbol: str, side: str, qty: int) -> None:
         self.execute(f"manual hedge {qty} {symbol}", ManualHedge(group_id, symbol, Side(side), qty, self.actor))
+
+    def why(self, ident: str) -> asyncio.Task[WhyDialog | None]:
+        """Open the causal chain of an order, hedge node or escalation in a window of its own."""
+
+        async def show() -> WhyDialog | None:
+            assert self.reader is not None
+            try:
+                link = await self.reader.why(ident)
+            except Exception as exc:  # not journaled with causes (an old journal), or gone
+                self.notify(Notice("error", f"why {ident}: {exc}"))
+                return None
+            dialog = WhyDialog(link, self)
+            self._keep(dialog)
+            dialog.show()
+            return dialog
+
+        return asyncio.ensure_future(show())
 
     def toggle_theme(self) -> None:
         theme = "light" if str(self.settings.value("theme", self.context.theme)) == "dark" else "dark"

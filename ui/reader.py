@@ -6,6 +6,7 @@ transaction open or see uncommitted rows. Close it: an open aiosqlite connection
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import aiosqlite
 
+from engine.audit.replay import Replayed, replay
+from engine.audit.why import Link, explain
 from engine.store.db import Db, PgDb, SqliteDb, is_postgres
 from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView, NodeView
 
@@ -72,8 +75,10 @@ class AuditLine:
 
 
 class JournalReader:
-    def __init__(self, conn: Db) -> None:
+    def __init__(self, conn: Db, target: Path | str = "") -> None:
         self._conn = conn
+        self.target = target
+        self.where = conn.where  # for messages (engine.audit reads through fetch and where)
 
     @classmethod
     async def open(cls, target: Path | str) -> JournalReader:
@@ -81,13 +86,43 @@ class JournalReader:
         if is_postgres(target):
             db: Db = await PgDb.connect(str(target))
             await db.execute("SET default_transaction_read_only = on")
-            return cls(db)
+            return cls(db, target)
         conn = await aiosqlite.connect(f"file:{target}?mode=ro", uri=True)
         await conn.execute("PRAGMA query_only=ON")
-        return cls(SqliteDb(conn, Path(target)))
+        return cls(SqliteDb(conn, Path(target)), target)
 
     async def close(self) -> None:
         await self._conn.close()
+
+    async def why(self, ident: str) -> Link:
+        """The causal chain of an order, hedge node or escalation (engine.audit.why)."""
+        return await explain(self, ident)
+
+    async def replay_at(self, seq: int) -> Replayed:
+        """The engine's state after input ``seq``, rebuilt from the nearest checkpoint (checking
+        the inputs stepped). Stepping is CPU work: it runs in a worker thread, on a connection of
+        its own, so the desk (and an engine it hosts) keeps its loop."""
+
+        async def rebuild() -> Replayed:
+            reader = await JournalReader.open(self.target)
+            try:
+                return await replay(reader, seq)
+            finally:
+                await reader.close()
+
+        return await asyncio.to_thread(lambda: asyncio.run(rebuild()))
+
+    async def group_inputs(self, group_id: str) -> list[tuple[int, str, int]]:
+        """The inputs that changed this group or its orders, in order: (seq, kind, wall ms)."""
+        rows = await self.fetch(
+            "SELECT i.seq, i.kind, i.ts_wall_ms FROM inputs i WHERE i.seq IN ("
+            " SELECT t.cause_seq FROM transitions t WHERE t.entity='GROUP' AND t.entity_id=?"
+            " UNION SELECT t.cause_seq FROM transitions t JOIN intents o ON o.client_order_id=t.entity_id"
+            " WHERE o.group_id=? UNION SELECT cause_seq FROM intents WHERE group_id=?"
+            " UNION SELECT cause_seq FROM groups WHERE group_id=?) ORDER BY i.seq",
+            (group_id, group_id, group_id, group_id),
+        )
+        return [(int(s), str(k), int(w)) for s, k, w in rows]
 
     async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return await self._conn.fetch(sql, params)

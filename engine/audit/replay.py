@@ -23,11 +23,11 @@ from typing import Any
 
 from engine.audit.checkpoint import CheckpointError, load_state_blob
 from engine.audit.codec import CodecError, decode_input
+from engine.audit.source import JournalSource
 from engine.core.book import IntentRow, NodeRow
 from engine.core.effects import Commit
 from engine.core.state import EngineState
 from engine.core.step import step
-from engine.store.journal import Journal
 from engine.store.rows import NODE_COLUMNS, intent_values, node_values
 
 __all__ = ["Mismatch", "ReplayError", "Replayed", "replay"]
@@ -128,7 +128,9 @@ class _Diverged(Exception):
         self.mismatch = mismatch
 
 
-async def replay(journal: Journal, at: int | None = None, *, full: bool = False, to_end: bool = False) -> Replayed:
+async def replay(
+    journal: JournalSource, at: int | None = None, *, full: bool = False, to_end: bool = False
+) -> Replayed:
     """The state after input ``at`` (default: the last), rebuilt from the nearest checkpoint at
     or before it, checking each input stepped. ``to_end``: go on checking to the journal's last
     input (the state at ``at`` is kept on the way). ``full``: start from the journal's first
@@ -205,7 +207,7 @@ def _no_ids() -> str:
     raise ReplayError("a copy of the state draws no ids")
 
 
-async def _load_checkpoint(journal: Journal, checkpoint_id: int) -> EngineState:
+async def _load_checkpoint(journal: JournalSource, checkpoint_id: int) -> EngineState:
     rows = await journal.fetch("SELECT format, state FROM checkpoints WHERE id=?", (checkpoint_id,))
     try:
         return load_state_blob(rows[0][1], _no_ids, int(rows[0][0]))
@@ -213,7 +215,7 @@ async def _load_checkpoint(journal: Journal, checkpoint_id: int) -> EngineState:
         raise ReplayError(f"checkpoint {checkpoint_id}: {exc}") from None
 
 
-async def _pages(journal: Journal, first: int, last: int) -> Any:
+async def _pages(journal: JournalSource, first: int, last: int) -> Any:
     """Inputs a page at a time, with every row they caused (by table, then by input)."""
     seq = first
     while seq <= last:
@@ -239,7 +241,7 @@ async def _pages(journal: Journal, first: int, last: int) -> Any:
 
 
 async def _boundary(
-    journal: Journal, state: EngineState, seq: int, checkpoint_id: int, kind: str, result: Replayed
+    journal: JournalSource, state: EngineState, seq: int, checkpoint_id: int, kind: str, result: Replayed
 ) -> EngineState:
     """A checkpoint inside the replayed range: a periodic one must equal the replayed state; a
     restart's must hold exactly the replayed rows it loaded, and the replay continues from it."""
@@ -339,7 +341,7 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-async def _check_final(journal: Journal, state: EngineState) -> None:
+async def _check_final(journal: JournalSource, state: EngineState) -> None:
     """At the end: every row the replayed engine holds is the row the journal holds now."""
     from engine.store.rows import INTENT_COLUMNS
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.store.journal import Journal
+from engine.audit.source import JournalSource
 
 __all__ = ["Link", "WhyError", "explain", "fmt_ms", "render"]
 
@@ -62,7 +62,7 @@ _INTENT_COLS = (
 
 
 class _Reader:
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: JournalSource) -> None:
         self.j = journal
         self.seen: set[str] = set()
 
@@ -197,7 +197,7 @@ def _order_title(o: dict[str, Any]) -> str:
     )
 
 
-async def explain(journal: Journal, ident: str) -> Link:
+async def explain(journal: JournalSource, ident: str) -> Link:
     """The causal chain of an order (client order id, broker order id or intent id), a hedge node
     (its id) or an escalation (its number, or ``E`` and its number)."""
     r = _Reader(journal)

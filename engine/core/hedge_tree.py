@@ -202,7 +202,8 @@ def _parent_facts(
         "parent_target_qty": node.target_qty,
         "parent_confirmed_filled_qty": filled,
         "remainder_qty": remainder,
-        "depth": node.depth + 1,
+        "node_depth": node.depth,
+        "child_depth": node.depth + 1,
         "max_depth": ctx.config.max_hedge_depth,
         "parent_orders": [
             {

@@ -55,7 +55,7 @@ async def test_a_child_hedge_order_names_the_parents_confirmed_fill_the_confirme
     chain = await explain(harness.journal, child)
     assert chain.rule == "hedge.child_for_remainder"
     assert chain.facts["parent_confirmed_filled_qty"] == 150 and chain.facts["remainder_qty"] == 225
-    assert chain.facts["depth"] == 1 and chain.input and chain.input["kind"] in ("events", "looked_up")
+    assert chain.facts["child_depth"] == 1 and chain.input and chain.input["kind"] in ("events", "looked_up")
     (evidence,) = [c for c in chain.because if c.title.startswith(f"parent order {parent}")]
     assert "150 of 375 confirmed by fills" in evidence.title and "cancel was confirmed" in evidence.title
     fills = [c for c in evidence.because if c.title.startswith("fill ")]

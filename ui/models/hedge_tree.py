@@ -84,6 +84,10 @@ class HedgeTreeModel(QAbstractItemModel):
             return QBrush(QColor("#101010")) if n.status in STATUS_COLOURS else None
         return None
 
+    def node_at(self, index: Index) -> NodeView | None:
+        """The hedge node shown at ``index`` (None for a group row)."""
+        return self._items[int(index.internalId())].node if index.isValid() else None
+
     # --- batched updates --------------------------------------------------------------------
 
     def apply(self, nodes: Iterable[NodeView]) -> None:
