@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QAbstractItemView, QMenu
 
 
 def install_why(
-    view: QAbstractItemView, ident_at: Callable[[QModelIndex], str | None], ask: Callable[[str], None]
+    view: QAbstractItemView, ident_at: Callable[[QModelIndex], str | None], ask: Callable[[str], object]
 ) -> None:
     """Right-click a row: *Why?* asks for the causal chain of the id ``ident_at`` finds there."""
     view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
