@@ -86,6 +86,11 @@ _TABLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Insertion order per table, in both dialects (PostgreSQL has no rowid: the tables SQLite orders
+# by rowid carry a ``seq`` identity there, which engine.store.db substitutes).
+_ORDER = {"transitions": "id", "rejected_events": "id", "audit_log": "id", "escalations": "escalation_id"}
+
+
 class ReplayError(RuntimeError):
     """The journal cannot be replayed (no inputs, no checkpoint, an unreadable row)."""
 
@@ -229,7 +234,7 @@ async def _pages(journal: JournalSource, first: int, last: int) -> Any:
         hi = int(rows[-1][0])
         journaled: dict[str, dict[int, list[tuple[Any, ...]]]] = {}
         for table, (cols, key) in _TABLES.items():
-            order = "escalation_id" if table == "escalations" else "rowid"
+            order = _ORDER.get(table, "rowid")
             by_seq: dict[int, list[tuple[Any, ...]]] = {}
             for r in await journal.fetch(
                 f"SELECT {key}, {cols} FROM {table} WHERE {key}>=? AND {key}<=? ORDER BY {key}, {order}", (seq, hi)

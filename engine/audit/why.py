@@ -126,7 +126,7 @@ class _Reader:
     async def transitions(self, entity: str, entity_id: str, to_state: str, upto: int | None) -> list[dict[str, Any]]:
         rows = await self.j.fetch(
             "SELECT from_state, to_state, filled_qty, cause, ts_exchange_ms, cause_seq, rule FROM transitions"
-            " WHERE entity=? AND entity_id=? AND to_state=? AND (? IS NULL OR cause_seq<=?) ORDER BY rowid",
+            " WHERE entity=? AND entity_id=? AND to_state=? AND (? IS NULL OR cause_seq<=?) ORDER BY id",
             (entity, entity_id, to_state, upto, upto),
         )
         keys = ("from_state", "to_state", "filled_qty", "cause", "ts_exchange_ms", "cause_seq", "rule")
@@ -274,7 +274,7 @@ async def _evidence_of_order(r: _Reader, coid: str, upto: int | None) -> Link:
             Link(
                 f"fill {f['trade_id']}: {f['qty']} @ {_rupees(f['price_paise'])}"
                 f" at broker {fmt_ms(f['ts_exchange_ms'])}",
-                "feed.fill",
+                "",
                 f["cause_seq"],
                 await r.input(f["cause_seq"], {coid}),
             )
@@ -354,7 +354,7 @@ async def _hedge_fills(r: _Reader, group_id: str, upto: int | None) -> Link:
         link.because.append(
             Link(
                 f"fill {trade} of {coid}: {qty} @ {_rupees(price)} at broker {fmt_ms(ts)}",
-                "feed.fill",
+                "",
                 cseq,
                 await r.input(cseq, {str(coid)}),
             )

@@ -105,6 +105,16 @@ async def test_an_engine_on_postgres_runs_groups_to_hedged_and_desks_see_them(pg
     doc = json.loads(report.stdout)
     assert [g["state"] for g in doc["groups"]] == ["HEDGED"]
     assert doc["positions"] == {"NIFTY26DEC24000CE": -150, "NIFTY26DEC24200CE": 150}
+    # The time-travel audit reads a PostgreSQL journal as a desk login: the engine's run replays
+    # exactly, and the risk leg's order is explained back to tina's launch.
+    replayed = td_as(pg_desk.env("rita"), "replay", "--db", pg_desk.url("rita"), "--check", "full", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    check = json.loads(replayed.stdout)["check"]
+    assert check["ok"] and check["checked_to"] > 3, check
+    risk_leg = next(i["client_order_id"] for i in doc["intents"] if i["role"] == "RISK")
+    why = td_as(pg_desk.env("rita"), "why", "--db", pg_desk.url("rita"), risk_leg)
+    assert why.returncode == 0, why.stderr
+    assert "rule   risk.sized_to_confirmed_hedge" in why.stdout and "launched by tina (trader)" in why.stdout
 
 
 async def test_no_role_by_any_path(pg_desk: PgDesk, tmp_path: Path) -> None:
