@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.bench_data import LOT, _events, _rows
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.book import GroupRuntime, NodeRow
@@ -55,60 +56,6 @@ from engine.store.journal import Journal
 from engine.store.pg_init import init_database
 from engine.store.rows import IntentRow
 from engine.store.users import os_user
-
-ORDERS = 200
-LOTS_PER_ORDER = 5
-LOT = 75
-
-
-def _rows(prefix: str) -> list[IntentRow]:
-    return [
-        IntentRow(
-            f"{prefix}{i:08d}",
-            f"{prefix}{i:08d}",
-            1,
-            "BENCH",
-            LegRole.HEDGE,
-            1,
-            "NIFTY26DEC24200CE",
-            Side.BUY,
-            LOTS_PER_ORDER * LOT,
-            OrderType.MARKET,
-            None,
-            broker_order_id=f"B{prefix}{i}",
-        )
-        for i in range(ORDERS)
-    ]
-
-
-def _events(rows: list[IntentRow]) -> list[BrokerEvent]:
-    out: list[BrokerEvent] = []
-    for r in rows:
-        assert r.broker_order_id
-        out.append(OrderUpdate(r.broker_order_id, r.client_order_id, OrderStatus.ACCEPTED, 0, 1))
-        for k in range(1, LOTS_PER_ORDER + 1):
-            out.append(
-                FillReport(
-                    f"T{r.client_order_id}{k}",
-                    r.broker_order_id,
-                    r.client_order_id,
-                    r.symbol,
-                    Side.BUY,
-                    LOT,
-                    100,
-                    1 + k,
-                )
-            )
-            out.append(
-                OrderUpdate(
-                    r.broker_order_id,
-                    r.client_order_id,
-                    OrderStatus.FILLED if k == LOTS_PER_ORDER else OrderStatus.PARTIALLY_FILLED,
-                    k * LOT,
-                    1 + k,
-                )
-            )
-    return out
 
 
 async def _journal_with(path: Path, rows: list[IntentRow], spec: GroupSpec, synchronous: str = "FULL") -> Journal:

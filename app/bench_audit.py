@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.bench import _events, _rows
+from app.bench_data import _events, _rows
 from engine.audit.checkpoint import dump_state
 from engine.audit.codec import input_row
 from engine.audit.replay import replay

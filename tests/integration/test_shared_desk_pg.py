@@ -105,6 +105,13 @@ async def test_an_engine_on_postgres_runs_groups_to_hedged_and_desks_see_them(pg
     doc = json.loads(report.stdout)
     assert [g["state"] for g in doc["groups"]] == ["HEDGED"]
     assert doc["positions"] == {"NIFTY26DEC24000CE": -150, "NIFTY26DEC24200CE": 150}
+    # The journaled inputs are append-only for the engine's own login too (no UPDATE grant).
+    engine_again = await open_as(pg_desk, ENGINE_LOGIN)
+    try:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await engine_again.fetch("UPDATE inputs SET kind=kind")
+    finally:
+        await engine_again.close()
     # The time-travel audit reads a PostgreSQL journal as a desk login: the engine's run replays
     # exactly, and the risk leg's order is explained back to tina's launch.
     replayed = td_as(pg_desk.env("rita"), "replay", "--db", pg_desk.url("rita"), "--check", "full", "--json")

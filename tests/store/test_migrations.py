@@ -112,6 +112,22 @@ async def test_audit_log_is_append_only(journal: Journal) -> None:
     assert (await journal.fetch("SELECT os_user FROM audit_log")) == [("u",)]
 
 
+async def test_journaled_inputs_and_checkpoints_are_append_only(journal: Journal) -> None:
+    async with journal.transaction():
+        await journal.fetch(
+            "INSERT INTO inputs (seq, kind, ts_local_ns, ts_wall_ms, body_json)"
+            " VALUES (1, 'tick', 5, 5, '[\"Tick\",5]')"
+        )
+        await journal.fetch(
+            "INSERT INTO checkpoints (seq, kind, ts_wall_ms, format, state) VALUES (1, 'START', 5, 1, x'00')"
+        )
+    for sql in ("UPDATE inputs SET body_json='[]'", "DELETE FROM inputs", "UPDATE checkpoints SET seq=2"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            async with journal.transaction():
+                await journal.fetch(sql)
+    assert await journal.fetch("SELECT body_json FROM inputs") == [('["Tick",5]',)]
+
+
 async def test_quantity_checks_refuse_impossible_rows(journal: Journal) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         async with journal.transaction():

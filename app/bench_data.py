@@ -1,0 +1,64 @@
+"""The bench's synthetic orders and the broker events that fill them (shared by app.bench and
+app.bench_audit)."""
+
+from __future__ import annotations
+
+from engine.core.book import IntentRow
+from engine.core.events import BrokerEvent, FillReport, OrderUpdate
+from engine.core.model import LegRole, OrderStatus, OrderType, Side
+
+__all__ = ["LOT", "LOTS_PER_ORDER", "ORDERS", "_events", "_rows"]
+
+ORDERS = 200
+LOTS_PER_ORDER = 5
+LOT = 75
+
+
+def _rows(prefix: str) -> list[IntentRow]:
+    return [
+        IntentRow(
+            f"{prefix}{i:08d}",
+            f"{prefix}{i:08d}",
+            1,
+            "BENCH",
+            LegRole.HEDGE,
+            1,
+            "NIFTY26DEC24200CE",
+            Side.BUY,
+            LOTS_PER_ORDER * LOT,
+            OrderType.MARKET,
+            None,
+            broker_order_id=f"B{prefix}{i}",
+        )
+        for i in range(ORDERS)
+    ]
+
+
+def _events(rows: list[IntentRow]) -> list[BrokerEvent]:
+    out: list[BrokerEvent] = []
+    for r in rows:
+        assert r.broker_order_id
+        out.append(OrderUpdate(r.broker_order_id, r.client_order_id, OrderStatus.ACCEPTED, 0, 1))
+        for k in range(1, LOTS_PER_ORDER + 1):
+            out.append(
+                FillReport(
+                    f"T{r.client_order_id}{k}",
+                    r.broker_order_id,
+                    r.client_order_id,
+                    r.symbol,
+                    Side.BUY,
+                    LOT,
+                    100,
+                    1 + k,
+                )
+            )
+            out.append(
+                OrderUpdate(
+                    r.broker_order_id,
+                    r.client_order_id,
+                    OrderStatus.FILLED if k == LOTS_PER_ORDER else OrderStatus.PARTIALLY_FILLED,
+                    k * LOT,
+                    1 + k,
+                )
+            )
+    return out
