@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from engine.broker.fanout import EventFanout
@@ -30,6 +30,7 @@ from engine.core.events import (
     event_to_dict,
 )
 from engine.core.instruments import Instrument
+from engine.core.quotes import Quote
 from engine.paper.exchange import ExchangeCore, UnknownOrder
 from engine.paper.faults import PRESETS, DeliveryPlan, FaultProfile
 from engine.paper.state import PaperStateStore, open_state
@@ -78,6 +79,7 @@ class PaperBroker:
         )
         self._ticker: asyncio.Task[None] | None = None
         self._commit_listeners: list[Callable[[list[BrokerEvent]], None]] = []
+        self._market_changed = asyncio.Event()  # replaced on every change; quote streams wait on it
 
     @classmethod
     async def open(
@@ -180,6 +182,32 @@ class PaperBroker:
         """
         return self._fanout.subscribe()
 
+    def quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
+        """Quotes of ``symbols`` from the exchange's own book and price process (so they agree
+        with how orders fill): each symbol's current quote at once, then one whenever its book
+        or price changes (after a step, a fill, a cancel), until close()."""
+        unknown = sorted(set(symbols) - set(self.core.catalog))
+        if unknown:
+            raise ValueError(f"no such instrument: {', '.join(unknown)}")
+        return self._quotes(tuple(dict.fromkeys(symbols)))
+
+    async def _quotes(self, symbols: tuple[str, ...]) -> AsyncIterator[Quote]:
+        sent: dict[str, tuple[object, ...]] = {}
+        while not self._closed:
+            changed = self._market_changed  # this generation: set by the next change
+            now = self._clock()
+            for symbol in symbols:
+                q = self.core.quote(symbol, now)
+                key = (q.bid_paise, q.ask_paise, q.bid_qty, q.ask_qty, q.last_paise, q.last_qty)
+                if sent.get(symbol) != key:
+                    sent[symbol] = key
+                    yield q
+            await changed.wait()
+
+    def _markets_moved(self) -> None:
+        moved, self._market_changed = self._market_changed, asyncio.Event()
+        moved.set()
+
     async def close(self) -> None:
         """Stop ticking and delivering, save the final state, close the file. Idempotent."""
         if self._closed:
@@ -199,6 +227,7 @@ class PaperBroker:
             finally:
                 await self._store.close()
                 self._fanout.end()
+                self._markets_moved()  # quote streams see the broker closed and end
 
     # --- test and operator hooks ----------------------------------------------------------------
 
@@ -207,6 +236,7 @@ class PaperBroker:
         async with self._lock:
             self._check_open()
             events = self.core.step(self._clock())
+            self._markets_moved()  # prices walk every step, with or without events
             self._quiet_steps = 0 if events else self._quiet_steps + 1
             if events or self._quiet_steps >= _QUIET_STEPS_PER_SAVE:
                 self._quiet_steps = 0
@@ -262,6 +292,7 @@ class PaperBroker:
                 listener(events)
 
     def _publish(self, events: list[BrokerEvent]) -> None:
+        self._markets_moved()
         if not events:
             return
         now = self._local_ms()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from engine.core.events import (
@@ -14,6 +14,7 @@ from engine.core.events import (
     PlaceAck,
     Rejected,
 )
+from engine.core.quotes import Quote
 
 __all__ = ["Ambiguous", "Broker", "Rejected"]
 
@@ -40,6 +41,11 @@ class Broker(Protocol):
     def events(self) -> AsyncIterator[FeedItem]:
         """The event stream. It may repeat, reorder and skip; the engine copes. A message that
         cannot be decoded comes as a MalformedEvent, so the engine can journal it."""
+        ...
+
+    def quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
+        """Market quotes of ``symbols``: the current one of each, then each change. Prices in
+        paise. ValueError for a symbol the broker does not know."""
         ...
 
     async def close(self) -> None: ...

@@ -24,7 +24,7 @@ import itertools
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,8 +46,10 @@ from engine.core.events import (
     event_from_dict,
 )
 from engine.core.model import OrderStatus
+from engine.core.quotes import Quote
 from engine.paper import protocol as proto
 from engine.paper.exchange import UnknownOrder
+from engine.paper.protocol import quote_from_dict
 
 __all__ = ["BrokerUnavailable", "ConnectionState", "WsBroker", "parse_ws_url"]
 
@@ -132,6 +134,9 @@ class WsBroker:
         self._last_error = ""
         self._stats = {"reconnects": 0, "events": 0, "duplicates": 0, "replayed": 0, "acks_lost": 0, "bad_events": 0}
         self._supervisor: asyncio.Task[None] | None = None
+        # quote streams: each subscriber's symbols and queue; the union is (re)subscribed on
+        # every connection, and each quote goes to the subscribers that asked for its symbol
+        self._quote_subscribers: list[tuple[frozenset[str], asyncio.Queue[Quote | None]]] = []
 
     @classmethod
     async def open(cls, url: str, *, connect_timeout_s: float = 5.0, **options: Any) -> WsBroker:
@@ -269,6 +274,45 @@ class WsBroker:
         stream pauses, then resumes with the replay (which may repeat events already yielded)."""
         return self._fanout.subscribe()
 
+    def quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
+        """Quotes of ``symbols`` from the exchange server (``subscribe_quotes``), resubscribed
+        after every reconnect (each starts with the current quote of every symbol)."""
+        return self._quotes(frozenset(symbols))
+
+    async def _quotes(self, symbols: frozenset[str]) -> AsyncIterator[Quote]:
+        queue: asyncio.Queue[Quote | None] = asyncio.Queue(maxsize=10_000)
+        entry = (symbols, queue)
+        self._quote_subscribers.append(entry)
+        try:
+            await self._send_quote_subscription()
+            while (quote := await queue.get()) is not None:
+                yield quote
+        finally:
+            self._quote_subscribers.remove(entry)
+            with contextlib.suppress(Exception):
+                await self._send_quote_subscription()
+
+    async def _send_quote_subscription(self) -> None:
+        ws = self._ws
+        if ws is None:
+            return  # the next session subscribes
+        wanted = sorted({s for subscribed, _ in self._quote_subscribers for s in subscribed})
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps({"type": "subscribe_quotes", "req_id": None, "symbols": wanted}))
+
+    def _on_quote(self, message: dict[str, Any]) -> None:
+        try:
+            quote = quote_from_dict(message)
+        except ValueError as exc:
+            log.warning("bad quote from the paper exchange: %s", exc)
+            self._stats["bad_events"] += 1
+            return
+        for symbols, queue in self._quote_subscribers:
+            if quote.symbol in symbols:
+                if queue.full():
+                    queue.get_nowait()  # a slow reader loses the oldest quote, never the newest
+                queue.put_nowait(quote)
+
     async def close(self) -> None:
         """Close the connection and end every event stream. Idempotent."""
         if self._closed:
@@ -288,6 +332,10 @@ class WsBroker:
         self._fail_pending(_Lost("broker closed"))
         self._set_state(ConnectionState.CLOSED)
         self._fanout.end()
+        for _, queue in list(self._quote_subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)  # quote streams end too
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -390,6 +438,8 @@ class WsBroker:
             self._stats["reconnects"] += 1
         await ws.send(json.dumps({"type": "subscribe", "req_id": 0, "after_seq": self._watermark}))
         self._ws = ws
+        if self._quote_subscribers:
+            await self._send_quote_subscription()
         self._connected.set()
         self._set_state(ConnectionState.CONNECTED)
         try:
@@ -412,6 +462,8 @@ class WsBroker:
         kind = message.get("type")
         if kind == "event":
             self._on_event(message)
+        elif kind == "quote":
+            self._on_quote(message)
         elif kind == "subscribed":
             self._on_subscribed(message)
         else:

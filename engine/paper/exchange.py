@@ -33,6 +33,7 @@ from engine.core.events import (
 )
 from engine.core.instruments import Instrument, round_to_tick
 from engine.core.model import TERMINAL_ORDER_STATUSES, OrderStatus, OrderType, Side
+from engine.core.quotes import Quote
 
 STATE_VERSION = 1
 MARKET_REMAINDER_REASON = "market order remainder cancelled: insufficient depth"
@@ -144,6 +145,7 @@ class ExchangeCore:
         self._by_client: dict[str, str] = {}  # client id -> earliest broker order id
         self._order_seq = 0
         self._trade_seq = 0
+        self._last_qty: dict[str, int] = {}  # symbol -> qty of its last trade (quotes only)
         self.steps = 0
 
     def _fresh_market(self, inst: Instrument) -> _Market:
@@ -235,6 +237,21 @@ class ExchangeCore:
     def best_bid_ask(self, symbol: str) -> tuple[int, int]:
         market = self._market(symbol)
         return market.best_bid(), market.best_ask()
+
+    def quote(self, symbol: str, now_ms: int) -> Quote:
+        """The book as an order would meet it now: the best levels and what is left on them,
+        and the market's last price (the model's, which is where it trades)."""
+        market = self._market(symbol)
+        return Quote(
+            symbol,
+            market.best_bid(),
+            market.best_ask(),
+            max(0, market.level_qty - market.bid_taken[0]),
+            max(0, market.level_qty - market.ask_taken[0]),
+            market.price,
+            self._last_qty.get(symbol, 0),
+            now_ms,
+        )
 
     # --- run-time market controls (operators and tests) -----------------------------------------
 
@@ -361,6 +378,7 @@ class ExchangeCore:
         )
         order.fills.append(fill)
         order.filled_qty += qty
+        self._last_qty[order.symbol] = qty
         return fill
 
     def _update(self, order: _Order, now_ms: int) -> OrderUpdate:

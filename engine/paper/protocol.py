@@ -24,6 +24,7 @@ from engine.core.events import (
     event_to_dict,
 )
 from engine.core.model import OrderStatus, OrderType, Side
+from engine.core.quotes import Quote
 from engine.paper.exchange import ExchangeCore, UnknownOrder
 
 PROTOCOL_VERSION: Final = 1
@@ -108,10 +109,32 @@ class Subscribe:
     after_seq: int | None
 
 
-Request = Place | Cancel | GetOrder | Find | ListOrders | Positions | ServerTime | Stats | Subscribe
+@dataclass(frozen=True, slots=True)
+class SubscribeQuotes:
+    """Stream quotes of these symbols (replacing the connection's previous quote subscription;
+    an empty list ends it)."""
+
+    req_id: ReqId
+    symbols: tuple[str, ...]
+
+
+MAX_QUOTE_SYMBOLS: Final = 1_000
+
+Request = Place | Cancel | GetOrder | Find | ListOrders | Positions | ServerTime | Stats | Subscribe | SubscribeQuotes
 Query = GetOrder | Find | ListOrders | Positions
 
-REQUEST_TYPES: Final = ("place", "cancel", "order", "find", "orders", "positions", "time", "stats", "subscribe")
+REQUEST_TYPES: Final = (
+    "place",
+    "cancel",
+    "order",
+    "find",
+    "orders",
+    "positions",
+    "time",
+    "stats",
+    "subscribe",
+    "subscribe_quotes",
+)
 
 
 class _Bad(Exception):
@@ -193,6 +216,15 @@ def _decode(obj: dict[str, Any], req_id: ReqId, symbols: Mapping[str, object]) -
         return Stats(req_id)
     if kind == "subscribe":
         return Subscribe(req_id, _optional_integer(obj, "after_seq", 0, MAX_SEQ))
+    if kind == "subscribe_quotes":
+        wanted = obj.get("symbols")
+        if not isinstance(wanted, list) or len(wanted) > MAX_QUOTE_SYMBOLS:
+            raise _Bad(BAD_FIELD, f"field 'symbols' must be a list of at most {MAX_QUOTE_SYMBOLS} symbols")
+        for symbol in wanted:
+            if not isinstance(symbol, str) or symbol not in symbols:
+                shown = symbol if isinstance(symbol, str) and len(symbol) <= MAX_ID_CHARS else type(symbol).__name__
+                raise _Bad(UNKNOWN_SYMBOL, f"unknown symbol {shown!r}")
+        return SubscribeQuotes(req_id, tuple(dict.fromkeys(wanted)))
     if kind is None:
         raise _Bad(UNKNOWN_TYPE, f"message has no 'type'; expected one of {', '.join(REQUEST_TYPES)}")
     shown = kind if isinstance(kind, str) and len(kind) <= MAX_ID_CHARS else type(kind).__name__
@@ -338,3 +370,33 @@ def answer_query(core: ExchangeCore, request: Query) -> dict[str, Any]:
     if isinstance(request, ListOrders):
         return {"type": "orders", "req_id": request.req_id, "orders": [snapshot_to_dict(o) for o in core.orders()]}
     return {"type": "positions", "req_id": request.req_id, "positions": core.positions()}
+
+
+def quote_to_dict(q: Quote) -> dict[str, Any]:
+    return {
+        "type": "quote",
+        "symbol": q.symbol,
+        "bid_paise": q.bid_paise,
+        "ask_paise": q.ask_paise,
+        "bid_qty": q.bid_qty,
+        "ask_qty": q.ask_qty,
+        "last_paise": q.last_paise,
+        "last_qty": q.last_qty,
+        "ts_exchange_ms": q.ts_exchange_ms,
+    }
+
+
+def quote_from_dict(obj: Mapping[str, Any]) -> Quote:
+    """A ``quote`` message; ValueError (naming the field) when it is not a valid quote."""
+    fields = ("symbol", "bid_paise", "ask_paise", "bid_qty", "ask_qty", "last_paise", "last_qty", "ts_exchange_ms")
+    missing = [f for f in fields if f not in obj]
+    if missing:
+        raise ValueError(f"quote without {', '.join(missing)}")
+    symbol = obj["symbol"]
+    if not isinstance(symbol, str) or not symbol or len(symbol) > MAX_ID_CHARS:
+        raise ValueError("quote with a bad symbol")
+    for name in fields[1:]:
+        value = obj[name]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_SEQ):
+            raise ValueError(f"quote for {symbol}: {name} {value!r} is not an integer")
+    return Quote(symbol, *(obj[name] for name in fields[1:]))

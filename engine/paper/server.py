@@ -143,6 +143,7 @@ class _Connection:
         self.live = False  # subscribed: committed events are offered to ``plan``
         self.held: list[Logged] | None = None  # live events held back while a replay is queued
         self.wake = asyncio.Event()
+        self.quotes: asyncio.Task[None] | None = None  # the quote stream (subscribe_quotes)
 
     def send(self, message: Mapping[str, Any]) -> None:
         self.send_text(proto.encode(message))
@@ -331,6 +332,8 @@ class ExchangeServer:
             self._connections.discard(conn)
             self._closed_plans.append(conn.plan.stats)
             conn.live = False
+            if conn.quotes is not None:
+                tasks.append(conn.quotes)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -363,6 +366,8 @@ class ExchangeServer:
         if isinstance(request, proto.Subscribe):
             await self._subscribe(conn, request)
             return None
+        if isinstance(request, proto.SubscribeQuotes):
+            return self._subscribe_quotes(conn, request)
         if isinstance(request, proto.ServerTime):
             return {"type": "time", "req_id": request.req_id, "ts_exchange_ms": self._clock()}
         if isinstance(request, proto.Stats):
@@ -561,6 +566,21 @@ class ExchangeServer:
             found = self.venue.core.find(request.order.client_order_id)
             return None if found is None else proto.snapshot_to_dict(found)
         return self._named_order(request)
+
+    def _subscribe_quotes(self, conn: _Connection, request: proto.SubscribeQuotes) -> dict[str, Any]:
+        """Stream ``quote`` messages for these symbols (from the venue's book and price process),
+        replacing this connection's previous quote stream. Quotes are not journaled or replayed:
+        a (re)subscription starts with the current quote of each symbol."""
+        if conn.quotes is not None:
+            conn.quotes.cancel()
+            conn.quotes = None
+        if request.symbols:
+            conn.quotes = asyncio.create_task(self._quote_forever(conn, request.symbols), name=f"quotes-{conn.number}")
+        return {"type": "quotes_subscribed", "req_id": request.req_id, "symbols": list(request.symbols)}
+
+    async def _quote_forever(self, conn: _Connection, symbols: tuple[str, ...]) -> None:
+        async for quote in self.venue.quotes(symbols):
+            conn.send(proto.quote_to_dict(quote))
 
     async def _subscribe(self, conn: _Connection, request: proto.Subscribe) -> None:
         """Replay (after_seq, head] from the log, then stream live. The head is taken and the

@@ -20,7 +20,7 @@ invariant checker) sees each send at the moment it reaches the wire."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.core.events import (
@@ -38,6 +38,7 @@ from engine.core.events import (
 )
 from engine.core.instruments import Instrument
 from engine.core.model import OrderStatus, Side
+from engine.core.quotes import Quote
 from engine.paper.exchange import ExchangeCore
 from engine.paper.faults import DeliveryPlan, FaultProfile
 
@@ -189,6 +190,9 @@ class SimVenue:
 
     def events(self) -> AsyncIterator[FeedItem]:
         raise RuntimeError("the simulated venue delivers in lockstep (deliver_due), never as a feed")
+
+    def quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
+        raise RuntimeError("the simulated venue runs in lockstep; its quotes are read from its core (core.quote)")
 
     async def close(self) -> None:
         return None

@@ -204,3 +204,28 @@ async def test_place_without_a_reply_is_ambiguous(exchange: ExchangeProcess) -> 
         assert found.filled_qty == 75
     finally:
         await broker.close()
+
+
+async def test_quotes_stream_over_the_server_and_resume_after_a_restart(exchange: ExchangeProcess) -> None:
+    async with connect(exchange.url) as ws:
+        bad = await call(ws, {"type": "subscribe_quotes", "req_id": 1, "symbols": [SYM, "NOPE"]})
+        assert bad["type"] == "error" and bad["code"] == "UNKNOWN_SYMBOL" and "NOPE" in bad["message"]
+        ok = await call(ws, {"type": "subscribe_quotes", "req_id": 2, "symbols": [SYM]})
+        assert ok == {"type": "quotes_subscribed", "req_id": 2, "symbols": [SYM]}
+        quote = await call(ws, {"type": "time", "req_id": 3})  # the next non-event message: a quote or time
+        while quote["type"] != "quote":
+            quote = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert quote["symbol"] == SYM and quote["bid_paise"] < quote["ask_paise"] and quote["last_paise"] > 0
+    broker = await WsBroker.open(exchange.url, request_timeout_s=1)
+    try:
+        stream = broker.quotes([SYM])
+        first = await asyncio.wait_for(anext(stream), 5)
+        assert first.symbol == SYM and first.bid_paise is not None and first.ask_paise is not None
+        moved = await asyncio.wait_for(anext(stream), 10)  # the server's exchange ticks: prices walk
+        assert moved.symbol == SYM and moved.ts_exchange_ms >= first.ts_exchange_ms
+        exchange.kill()
+        exchange.start()
+        again = await asyncio.wait_for(anext(stream), 20)  # resubscribed on the new connection
+        assert again.symbol == SYM and broker.stats()["reconnects"] >= 1
+    finally:
+        await broker.close()
