@@ -49,6 +49,7 @@ class JournalWrites:
     # Written by the interpreter: the journaled inputs (one row each) and a checkpoint of the state.
     inputs: list[tuple[Any, ...]] = field(default_factory=list)
     checkpoint: tuple[Any, ...] | None = None
+    marks: list[tuple[Any, ...]] = field(default_factory=list)  # quotes observed (no decision reads them)
 
     def __bool__(self) -> bool:
         return any(
@@ -73,6 +74,7 @@ class JournalWrites:
                 self.duplicates,
                 self.inputs,
                 self.checkpoint,
+                self.marks,
             )
         )
 
@@ -109,6 +111,7 @@ class JournalWrites:
             "rejected",
             "commands_done",
             "inputs",
+            "marks",
         ):
             getattr(self, name).extend(getattr(other, name))
         self.settings.update(other.settings)

@@ -34,6 +34,7 @@ class EngineConfig:
     broker_unusable_after_ms: int = 10_000  # local time of failed answers before the broker is unusable
     query_backoff_max_ms: int = 10_000  # longest wait between two lookups of one order
     checkpoint_every_inputs: int = 5_000  # a checkpoint of the state for replay (time-travel audit)
+    mark_interval_ms: int = 1_000  # local time between two journaled marks of one symbol
 
 
 @dataclass

@@ -49,9 +49,10 @@ from engine.core.inputs import (
 )
 from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel
-from engine.core.model import GroupState, OrderStatus, Role
+from engine.core.model import TERMINAL_GROUP_STATES, GroupState, OrderStatus, Role
 from engine.core.notices import EngineEvent, EngineStopped, FeedError
 from engine.core.placing import HELD, send_refusal
+from engine.core.quotes import Quote
 from engine.core.state import EngineConfig, EngineState
 from engine.core.step import step
 from engine.core.trading_state import TradingState
@@ -109,6 +110,10 @@ class Engine:
         self._drawn: list[str] = []
         self._checkpoint_seq = 0
         self._stepped_ns = 0  # local time of the last input stepped
+        # Marks: the newest quote of each symbol an open group trades (what the hosting desk shows),
+        # and when each was last journaled (local ns) with what it said.
+        self.quotes: dict[str, Quote] = {}
+        self._marked: dict[str, tuple[int, tuple[object, ...]]] = {}
         self.failure: BaseException | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -210,6 +215,7 @@ class Engine:
             self._tasks.append(asyncio.create_task(self._main_loop(), name="engine-main"))
             self._tasks.append(asyncio.create_task(self._poll_commands(), name="engine-commands"))
             self._tasks.append(asyncio.create_task(self._keep_lease(), name="engine-lease"))
+            self._tasks.append(asyncio.create_task(self._pump_quotes(), name="engine-quotes"))
 
     def _draw_id(self) -> str:
         new = self.new_id()
@@ -372,6 +378,65 @@ class Engine:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await listener
+
+    def mark_symbols(self) -> list[str]:
+        """The symbols the engine holds or works: every leg of every open group."""
+        return sorted(
+            {
+                leg.symbol
+                for g in self.book.groups.values()
+                if g.state not in TERMINAL_GROUP_STATES
+                for leg in g.spec.legs
+            }
+        )
+
+    async def _pump_quotes(self) -> None:
+        """Keep a quote stream on the symbols open groups trade (resubscribed when they change)."""
+        while True:
+            symbols = self.mark_symbols()
+            if not symbols:
+                await asyncio.sleep(self.config.mark_interval_ms / 1000)  # nothing to mark yet
+                continue
+            try:
+                stream = self.broker.quotes(symbols)
+                while True:
+                    try:
+                        async with asyncio.timeout(self.config.mark_interval_ms / 1000):  # a poll, not a decision
+                            quote = await anext(stream)
+                    except TimeoutError:
+                        quote = None
+                    except StopAsyncIteration:
+                        break
+                    if quote is not None:
+                        self.quotes[quote.symbol] = quote
+                    if self.mark_symbols() != symbols:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # no quotes from this broker now: marks wait, trading goes on
+                log.warning("quotes for %d symbols: %s", len(symbols), _why(exc))
+                await asyncio.sleep(self.config.mark_interval_ms / 1000)
+
+    def _marks_due(self) -> list[tuple[Any, ...]]:
+        """Quotes to journal now: each symbol at most once per ``mark_interval_ms``, and only
+        when it says something the last journaled mark did not."""
+        if not self.quotes:
+            return []
+        now = self.now_ns()
+        interval = self.config.mark_interval_ms * 1_000_000
+        wall = self.wall_ms()
+        rows = []
+        for symbol in self.mark_symbols():
+            q = self.quotes.get(symbol)
+            if q is None:
+                continue
+            key = (q.bid_paise, q.ask_paise, q.last_paise, q.bid_qty, q.ask_qty, q.last_qty)
+            last = self._marked.get(symbol)
+            if last is not None and (now - last[0] < interval or last[1] == key):
+                continue
+            self._marked[symbol] = (now, key)
+            rows.append((symbol, *key[:3], *key[3:], q.ts_exchange_ms, now, wall))
+        return rows
 
     async def _keep_lease(self) -> None:
         """Renew the lease (self-fencing: an engine that cannot show it still holds the lease
@@ -545,6 +610,7 @@ class Engine:
                 raise
         writes = JournalWrites()
         writes.inputs = journaled
+        writes.marks = self._marks_due()
         if self._next_seq - self._checkpoint_seq >= self.config.checkpoint_every_inputs:
             writes.checkpoint = self._checkpoint_row("PERIODIC")
         for effect in effects:

@@ -429,6 +429,12 @@ class Journal:
             )
         if batch.duplicates:
             await self.bump_counter("duplicate_events", batch.duplicates)
+        if batch.marks:
+            await c.executemany(
+                "INSERT INTO marks (symbol, bid_paise, ask_paise, last_paise, bid_qty, ask_qty, last_qty,"
+                " ts_exchange_ms, ts_local_ns, ts_wall_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                batch.marks,
+            )
         if batch.checkpoint is not None:
             await c.execute(
                 "INSERT INTO checkpoints (seq, kind, epoch, ts_wall_ms, format, state) VALUES (?,?,?,?,?,?)",

@@ -53,7 +53,7 @@ async def init_database(url: str, *, engine_login: str = "td_engine") -> dict[st
             "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC",
             sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(engine),
             sql.SQL("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {}").format(engine),
-            sql.SQL("REVOKE UPDATE ON audit_log, inputs, checkpoints, schema_migrations FROM {}").format(engine),
+            sql.SQL("REVOKE UPDATE ON audit_log, inputs, checkpoints, marks, schema_migrations FROM {}").format(engine),
             sql.SQL("REVOKE INSERT ON schema_migrations FROM {}").format(engine),
             sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(engine),
         ]

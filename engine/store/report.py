@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.core.instruments import paise_to_str
+from engine.core.pnl import Fill, Mark, book_pnl, mark_price
 from engine.store.journal import Journal
 
 
@@ -57,11 +58,16 @@ async def journal_document(journal: Journal) -> dict[str, Any]:
             "price": paise_to_str(p),
             "price_paise": p,
             "ts_exchange_ms": ts,
+            "group_id": g,
+            "role": role,
         }
-        for t, c, s, side, q, p, ts in await journal.fetch(
-            "SELECT trade_id, client_order_id, symbol, side, qty, price_paise, ts_exchange_ms FROM fills ORDER BY rowid"
+        for t, c, s, side, q, p, ts, g, role in await journal.fetch(
+            "SELECT f.trade_id, f.client_order_id, f.symbol, f.side, f.qty, f.price_paise, f.ts_exchange_ms,"
+            " i.group_id, i.role FROM fills f LEFT JOIN intents i ON i.client_order_id=f.client_order_id"
+            " ORDER BY f.rowid"
         )
     ]
+    marks = await latest_marks(journal)
     escalations = [
         {
             "escalation_id": e,
@@ -106,6 +112,23 @@ async def journal_document(journal: Journal) -> dict[str, Any]:
         "intents": intents,
         "fills": fills,
         "positions": await positions(journal),
+        "marks": {
+            m.symbol: {
+                "bid_paise": m.bid_paise,
+                "ask_paise": m.ask_paise,
+                "last_paise": m.last_paise,
+                "mark_paise": mark_price(m),
+                "ts_exchange_ms": m.ts_exchange_ms,
+            }
+            for m in marks.values()
+        },
+        "pnl": book_pnl(
+            [
+                Fill(f["symbol"], f["side"], f["qty"], f["price_paise"], f["group_id"] or "", f["role"] or "")
+                for f in fills
+            ],
+            marks,
+        ),
         "escalations": escalations,
         "duplicate_events": await journal.counter("duplicate_events"),
         "rejected_events": await journal.counter("rejected_events"),
@@ -118,3 +141,12 @@ async def positions(journal: Journal) -> dict[str, int]:
         "SELECT symbol, SUM(CASE side WHEN 'BUY' THEN qty ELSE -qty END) FROM fills GROUP BY symbol ORDER BY symbol"
     )
     return {str(s): int(q) for s, q in rows if q}
+
+
+async def latest_marks(journal: Journal) -> dict[str, Mark]:
+    """The newest journaled mark of each symbol."""
+    rows = await journal.fetch(
+        "SELECT m.symbol, m.bid_paise, m.ask_paise, m.last_paise, m.ts_exchange_ms FROM marks m"
+        " JOIN (SELECT symbol, MAX(id) AS id FROM marks GROUP BY symbol) newest ON newest.id=m.id ORDER BY m.symbol"
+    )
+    return {str(s): Mark(str(s), b, a, last, int(ts)) for s, b, a, last, ts in rows}

@@ -1,0 +1,22 @@
+-- Version 8: marks. The engine journals the quotes (bid/ask/last) of every symbol an open group
+-- trades, at most about once a second per symbol, so P&L history is auditable and every desk
+-- that reads the journal shows the same figures. Marks are observations, not decisions: no step
+-- reads them, and they name no input.
+
+CREATE TABLE marks (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    symbol         TEXT NOT NULL CHECK (length(symbol) BETWEEN 1 AND 64),
+    bid_paise      INTEGER CHECK (bid_paise IS NULL OR bid_paise > 0),
+    ask_paise      INTEGER CHECK (ask_paise IS NULL OR ask_paise > 0),
+    last_paise     INTEGER CHECK (last_paise IS NULL OR last_paise > 0),
+    bid_qty        INTEGER NOT NULL CHECK (bid_qty >= 0),
+    ask_qty        INTEGER NOT NULL CHECK (ask_qty >= 0),
+    last_qty       INTEGER NOT NULL CHECK (last_qty >= 0),
+    ts_exchange_ms INTEGER NOT NULL CHECK (ts_exchange_ms >= 0),
+    ts_local_ns    INTEGER NOT NULL CHECK (ts_local_ns >= 0),
+    ts_wall_ms     INTEGER NOT NULL CHECK (ts_wall_ms >= 0),
+    CHECK (bid_paise IS NULL OR ask_paise IS NULL OR bid_paise <= ask_paise)
+);
+CREATE INDEX marks_symbol ON marks (symbol, id);
+CREATE TRIGGER marks_no_update BEFORE UPDATE ON marks
+BEGIN SELECT RAISE(ABORT, 'marks are append-only: UPDATE refused'); END;
