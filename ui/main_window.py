@@ -47,6 +47,7 @@ from ui.panels.escalations import EscalationsPanel
 from ui.panels.groups import GroupsPanel
 from ui.panels.intents import IntentsPanel
 from ui.panels.log import LogPanel
+from ui.panels.positions import PositionsPanel
 from ui.panels.tree import HedgeTreePanel
 from ui.panels.why_menu import install_why
 from ui.reader import JournalReader
@@ -55,7 +56,7 @@ from ui.viewmodels.desk import Changes, Notice
 from ui.viewmodels.metrics import MetricsSampler
 from ui.viewmodels.rows import EscalationRow
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: the Positions panel
 HALT_SHORTCUT = "Ctrl+Shift+H"
 
 
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self.tree = HedgeTreePanel()
         self.escalations = EscalationsPanel(self.actor.role)
         self.charts = ChartsPanel(self.sampler)
+        self.positions = PositionsPanel(self.reader, self.context.catalog)
         self.log = LogPanel()
         self.status = DeskStatusBar(self.view, self.actor, str(self.context.journal_path))
         self.setStatusBar(self.status)
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
             ("escalations", "Escalations", self.escalations),
             ("charts", "Charts", self.charts),
             ("log", "Log", self.log),
+            ("positions", "Positions", self.positions),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{name}")
@@ -144,8 +147,9 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area.BottomDockWidgetArea, self.docks["charts"])
         self.tabifyDockWidget(self.docks["detail"], self.docks["intents"])
         self.tabifyDockWidget(self.docks["charts"], self.docks["log"])
+        self.tabifyDockWidget(self.docks["charts"], self.docks["positions"])
         self.docks["detail"].raise_()
-        self.docks["charts"].raise_()
+        self.docks["positions"].raise_()
         vertical, horizontal = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
         self.resizeDocks([self.docks["groups"], self.docks["escalations"]], [520, 300], vertical)
         self.resizeDocks([self.docks["groups"], self.docks["detail"]], [700, 700], horizontal)
@@ -436,6 +440,14 @@ class MainWindow(QMainWindow):
         await self.runner.drain()
         if self._detail_task is not None:
             await asyncio.gather(self._detail_task, return_exceptions=True)
+        positions = getattr(self, "positions", None)
+        if positions is not None:
+            positions.timer.stop()
+            if positions._task is not None:
+                await asyncio.gather(positions._task, return_exceptions=True)
+        detail = getattr(self, "detail", None)
+        if detail is not None and detail._scrub is not None:
+            await asyncio.gather(detail._scrub, return_exceptions=True)
         if self.bridge is not None:
             await self.bridge.close()
         if self.reader is not None:

@@ -147,7 +147,13 @@ def book_pnl(fills: list[Fill], marks: Mapping[str, Mark]) -> dict[str, object]:
         credit = sum(f.qty * f.price_paise * (1 if f.side == "SELL" else -1) for f in own)
         realised = sum((p.realised for p in positions.values()), Fraction(0))
         unrealised = _sum_or_none(p.unrealised(mark_price(marks.get(s))) for s, p in positions.items())
+        roles = {f.symbol: f.role for f in own}
+        legs = {
+            sym: {**p.to_json(mark_price(marks.get(sym))), "role": roles.get(sym, "")}
+            for sym, p in sorted(positions.items())
+        }
         per_group[gid] = {
+            "legs": legs,
             "credit_received_paise": credit,
             "realised_paise": round_half_away(realised),
             "unrealised_paise": None if unrealised is None else round_half_away(unrealised),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.audit.source import JournalSource
 from engine.core.instruments import paise_to_str
 from engine.core.pnl import Fill, Mark, book_pnl, mark_price
 from engine.store.journal import Journal
@@ -143,10 +144,20 @@ async def positions(journal: Journal) -> dict[str, int]:
     return {str(s): int(q) for s, q in rows if q}
 
 
-async def latest_marks(journal: Journal) -> dict[str, Mark]:
+async def latest_marks(journal: JournalSource) -> dict[str, Mark]:
     """The newest journaled mark of each symbol."""
     rows = await journal.fetch(
         "SELECT m.symbol, m.bid_paise, m.ask_paise, m.last_paise, m.ts_exchange_ms FROM marks m"
         " JOIN (SELECT symbol, MAX(id) AS id FROM marks GROUP BY symbol) newest ON newest.id=m.id ORDER BY m.symbol"
     )
     return {str(s): Mark(str(s), b, a, last, int(ts)) for s, b, a, last, ts in rows}
+
+
+async def pnl_of(source: JournalSource) -> dict[str, Any]:
+    """``journal --json``'s ``pnl`` alone, from any reader of the journal (a desk's included)."""
+    rows = await source.fetch(
+        "SELECT f.symbol, f.side, f.qty, f.price_paise, i.group_id, i.role FROM fills f"
+        " LEFT JOIN intents i ON i.client_order_id=f.client_order_id ORDER BY f.rowid"
+    )
+    fills = [Fill(str(s), str(side), int(q), int(p), str(g or ""), str(r or "")) for s, side, q, p, g, r in rows]
+    return book_pnl(fills, await latest_marks(source))

@@ -28,6 +28,7 @@ class Column(Generic[R]):
     text: Callable[[Any], str] = str
     background: Callable[[R], str | None] | None = None
     align_right: bool = False
+    foreground: Callable[[R], str | None] | None = None  # text colour (P&L: with a sign, never alone)
 
 
 class KeyedTableModel(QAbstractTableModel, Generic[R]):
@@ -68,6 +69,9 @@ class KeyedTableModel(QAbstractTableModel, Generic[R]):
             return QBrush(QColor(colour)) if colour else None
         if role == Qt.ItemDataRole.ForegroundRole and col.background is not None and col.background(row):
             return QBrush(QColor("#101010"))
+        if role == Qt.ItemDataRole.ForegroundRole and col.foreground is not None:
+            colour = col.foreground(row)
+            return QBrush(QColor(colour)) if colour else None
         if role == Qt.ItemDataRole.TextAlignmentRole and col.align_right:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
