@@ -14,7 +14,7 @@ def indian_grouping(n: int) -> str:
         grouped = digits
     else:
         head, tail = digits[:-3], digits[-3:]
-        pairs = []
+        pairs: list[str] = []
         while len(head) > 2:
             pairs.insert(0, head[-2:])
             head = head[:-2]
