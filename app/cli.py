@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL", "EXTRA"])
     h.add_argument("--role", default="trader", choices=[r.value for r in Role])
     h.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each group's bid/ask, expected net credit, max profit/loss, breakevens, margin"
+        " required and free, and its stop order; send and journal nothing",
+    )
+    h.add_argument(
         "--stay",
         type=float,
         default=0.0,

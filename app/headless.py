@@ -19,7 +19,11 @@ from engine.broker.paper import PaperBroker
 from engine.broker.ws import WsBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.groups import GroupSpec, parse_groups
+from engine.core.margin import MarginModel, group_margin_paise
 from engine.core.model import TERMINAL_GROUP_STATES, TERMINAL_ORDER_STATUSES, GroupState, Purpose, Role
+from engine.core.quotes import Quote
+from engine.core.spread import spread_figures
+from engine.core.stoploss import stop_limit_price_paise
 from engine.runtime.command_rows import spec_to_item
 from engine.runtime.engine import Engine
 from engine.runtime.ids import seeded_ids
@@ -56,6 +60,8 @@ async def run(args: argparse.Namespace, actor: Actor) -> int:
         except InvalidOperation as exc:
             raise UsageError(f"--available-margin {args.available_margin!r} is not a number of rupees") from exc
         margin_model = dataclasses.replace(margin_model, available_paise=available)
+    if getattr(args, "dry_run", False):
+        return await dry_run(args, specs, catalog, margin_model)
     journal = await Journal.open(args.db if is_postgres(args.db) else Path(args.db), synchronous=args.synchronous)
     if await journal.engine_alive():
         # The journal has its engine already (a desk or `trading-desk engine`): never a second
@@ -232,3 +238,61 @@ def _summary(engine: Engine, launched: int, skipped: int, faults: dict[str, int]
         "rejected_events": engine.stats["rejected"],
         "exchange_faults": faults,
     }
+
+
+async def dry_run(
+    args: argparse.Namespace, specs: list[GroupSpec], catalog: dict[str, Any], margin_model: MarginModel
+) -> int:
+    """What each group would cost at the broker's current prices, and the margin it needs against
+    the margin free now; nothing is sent and nothing is journaled."""
+    in_use = 0
+    exists = is_postgres(args.db) or await asyncio.to_thread(Path(args.db).is_file)
+    if exists:  # the margin open groups of this journal use (a dry run creates no journal)
+        journal = await Journal.open(args.db if is_postgres(args.db) else Path(args.db))
+        try:
+            terminal = tuple(s.value for s in TERMINAL_GROUP_STATES)
+            marks = ",".join("?" * len(terminal))
+            rows = await journal.fetch(
+                f"SELECT COALESCE(SUM(margin_paise), 0) FROM groups WHERE state NOT IN ({marks})", terminal
+            )
+            in_use = int(rows[0][0])
+        finally:
+            await journal.close()
+    broker = await open_broker(args.broker, catalog, faults="none", seed=args.seed)
+    try:
+        symbols = sorted({leg.symbol for spec in specs for leg in spec.legs})
+        quotes: dict[str, Quote] = {}
+        stream = broker.quotes(symbols)
+        async with asyncio.timeout(10):
+            while len(quotes) < len(symbols):
+                q = await anext(stream)
+                quotes[q.symbol] = q
+    finally:
+        await broker.close()
+    free = margin_model.available_paise - in_use
+    out = []
+    for spec in specs:
+        required = group_margin_paise(spec, catalog, margin_model)
+        stop = None
+        if spec.stop_trigger_paise is not None:
+            buy = spec.risk.side.opposite
+            stop = {
+                "order_type": "SL",
+                "side": buy.value,
+                "qty": spec.risk.qty,
+                "symbol": spec.risk.symbol,
+                "trigger_paise": spec.stop_trigger_paise,
+                "limit_paise": stop_limit_price_paise(spec.stop_trigger_paise, buy, spec.risk.tick_paise),
+            }
+        out.append(
+            {
+                "group_id": spec.group_id,
+                **spread_figures(spec, catalog, quotes).to_json(),
+                "margin_required_paise": required,
+                "margin_free_paise": free,
+                "fits": required <= free,
+                "stop_loss": stop,
+            }
+        )
+    print(json.dumps({"dry_run": True, "sent": 0, "groups": out}, indent=1, sort_keys=True))
+    return 0

@@ -114,6 +114,7 @@ class Engine:
         # and when each was last journaled (local ns) with what it said.
         self.quotes: dict[str, Quote] = {}
         self._marked: dict[str, tuple[int, tuple[object, ...]]] = {}
+        self._mark_symbols: tuple[int, list[str]] = (0, [])
         self.failure: BaseException | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -380,15 +381,16 @@ class Engine:
                     await listener
 
     def mark_symbols(self) -> list[str]:
-        """The symbols the engine holds or works: every leg of every open group."""
-        return sorted(
-            {
-                leg.symbol
-                for g in self.book.groups.values()
-                if g.state not in TERMINAL_GROUP_STATES
-                for leg in g.spec.legs
-            }
-        )
+        """The symbols the engine holds or works: every leg of every open group (recomputed at
+        most once per ``mark_interval_ms``: it walks the book, and quotes arrive many times a second)."""
+        now = self.now_ns()
+        at, symbols = self._mark_symbols
+        if symbols and now - at < self.config.mark_interval_ms * 1_000_000:
+            return symbols
+        groups = self.book.groups.values()
+        symbols = sorted({leg.symbol for g in groups if g.state not in TERMINAL_GROUP_STATES for leg in g.spec.legs})
+        self._mark_symbols = (now, symbols)
+        return symbols
 
     async def _pump_quotes(self) -> None:
         """Keep a quote stream on the symbols open groups trade (resubscribed when they change)."""
