@@ -29,7 +29,7 @@ from engine.core.commands import (
     SetTradingState,
 )
 from engine.core.groups import GroupSpec
-from engine.core.model import Side
+from engine.core.model import TERMINAL_GROUP_STATES, Side
 from engine.core.trading_state import TradingState
 from ui import theme as themes
 from ui.bridge import EngineBridge
@@ -326,7 +326,17 @@ class MainWindow(QMainWindow):
     # --- commands ---------------------------------------------------------------------------
 
     def open_launch_dialog(self) -> LaunchDialog:
-        dialog = LaunchDialog(self.context.catalog, self.context.margin_model, self)
+        view = self.view
+        dialog = LaunchDialog(
+            self.context.catalog,
+            self.context.margin_model,
+            self,
+            quote=view.quote,
+            watch=view.watch_quotes,
+            margin_in_use=lambda: sum(
+                g.margin_paise for g in view.snapshot().groups.values() if g.state not in TERMINAL_GROUP_STATES
+            ),
+        )
         dialog.launch_requested.connect(self.launch)
         self._keep(dialog)
         dialog.open()

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,8 @@ from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel
 from engine.core.model import EscalationKind, EscalationStatus, Role, Severity
 from engine.core.notices import EngineEvent, EscalationAcknowledged, EscalationRaised, TradingStateChanged
+from engine.core.pnl import Mark
+from engine.core.quotes import Quote
 from engine.core.state import EngineConfig, EngineState
 from engine.core.trading_state import TradingState
 from engine.runtime import command_rows
@@ -33,6 +35,7 @@ from engine.runtime.view import ConnectionState, EngineFailure
 from engine.store.db import listen
 from engine.store.journal import Journal
 from engine.store.lease import Holder, read_holder
+from engine.store.report import latest_marks
 from engine.store.users import os_user
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,7 @@ class AttachedEngine:
         self._io = asyncio.Lock()  # one connection: a snapshot read and a submit never interleave
         self._tasks: list[asyncio.Task[None]] = []
         self.changed = asyncio.Event()
+        self.marks: dict[str, Mark] = {}  # the newest journaled mark of each symbol
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -131,6 +135,7 @@ class AttachedEngine:
                     state = await load_state(
                         self.journal, self.catalog, self.config, self.margin_model, lambda: "", everything=True
                     )
+                    marks = await latest_marks(self.journal)
             finally:
                 await db.rollback()
             alive = await self.journal.engine_alive()
@@ -143,6 +148,7 @@ class AttachedEngine:
         if state is None:
             return False
         before, self.state, self.engine.commit_seq = self.state, state, seq
+        self.marks = marks
         self.reloads += 1
         self._emit_differences(before, self.state)
         self.changed.set()
@@ -170,6 +176,16 @@ class AttachedEngine:
             self.emit(TradingStateChanged(after.trading_state.value, "the desk's engine"))
 
     # --- EngineView ----------------------------------------------------------------------------
+
+    def watch_quotes(self, symbols: Iterable[str]) -> None:
+        """An attached desk has no broker: it shows the marks the engine journals (at most a
+        second old, of the symbols open groups trade)."""
+
+    def quote(self, symbol: str) -> Quote | None:
+        m = self.marks.get(symbol)
+        if m is None:
+            return None
+        return Quote(symbol, m.bid_paise, m.ask_paise, 0, 0, m.last_paise, 0, m.ts_exchange_ms)
 
     def subscribe(self, listener: Callable[[EngineEvent], None]) -> None:
         self._listeners.append(listener)

@@ -20,7 +20,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from engine.audit.checkpoint import FORMAT as CHECKPOINT_FORMAT
@@ -115,6 +115,7 @@ class Engine:
         self.quotes: dict[str, Quote] = {}
         self._marked: dict[str, tuple[int, tuple[object, ...]]] = {}
         self._mark_symbols: tuple[int, list[str]] = (0, [])
+        self._watched: set[str] = set()  # symbols a desk shows quotes of (display only)
         self.failure: BaseException | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -392,10 +393,25 @@ class Engine:
         self._mark_symbols = (now, symbols)
         return symbols
 
+    def watch_quotes(self, symbols: Iterable[str]) -> None:
+        """Also stream quotes of these symbols (a desk shows them: a launch dialog, a chain)."""
+        new = set(symbols) - self._watched
+        if new:
+            self._watched |= new
+            self._mark_symbols = (0, [])  # the pump resubscribes at its next look
+
+    def quote(self, symbol: str) -> Quote | None:
+        """The newest quote of ``symbol`` this engine's stream has seen (None: not streamed yet)."""
+        return self.quotes.get(symbol)
+
+    def _quote_symbols(self) -> list[str]:
+        return sorted(set(self.mark_symbols()) | self._watched)
+
     async def _pump_quotes(self) -> None:
-        """Keep a quote stream on the symbols open groups trade (resubscribed when they change)."""
+        """Keep a quote stream on the symbols open groups trade and desks watch (resubscribed
+        when they change)."""
         while True:
-            symbols = self.mark_symbols()
+            symbols = self._quote_symbols()
             if not symbols:
                 await asyncio.sleep(self.config.mark_interval_ms / 1000)  # nothing to mark yet
                 continue
@@ -411,7 +427,7 @@ class Engine:
                         break
                     if quote is not None:
                         self.quotes[quote.symbol] = quote
-                    if self.mark_symbols() != symbols:
+                    if self._quote_symbols() != symbols:
                         break
             except asyncio.CancelledError:
                 raise

@@ -4,13 +4,14 @@ another process's journal implements them from the journal (the shared-desk desi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Protocol
 
 from engine.core.book import GroupRuntime, IntentRow, NodeRow
 from engine.core.commands import Command
 from engine.core.notices import EngineEvent
+from engine.core.quotes import Quote
 from engine.core.trading_state import TradingState
 
 
@@ -49,6 +50,14 @@ class EngineView(Protocol):
     def connection(self) -> ConnectionState: ...
     def broker_usable(self) -> bool:
         """False while the broker has failed every answer for too long (opening orders wait)."""
+        ...
+
+    def watch_quotes(self, symbols: Iterable[str]) -> None:
+        """Stream quotes of these symbols too, for display (attached desks: journaled marks only)."""
+        ...
+
+    def quote(self, symbol: str) -> Quote | None:
+        """The newest quote of ``symbol`` known to this desk's engine, or None."""
         ...
 
     @property

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+import pyqtgraph as pg  # type: ignore[import-untyped]
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -26,7 +27,11 @@ from PySide6.QtWidgets import (
 from engine.core.groups import GroupSpec, GroupSpecError, parse_group
 from engine.core.instruments import Instrument, paise_to_str
 from engine.core.margin import MarginModel, MarginModelError, group_margin_paise
+from engine.core.quotes import Quote
 from engine.core.slicing import slice_qty
+from engine.core.spread import SpreadFigures, payoff_paise, spread_figures
+from engine.core.stoploss import stop_limit_price_paise
+from ui.format import rupees
 from ui.resources import RESOURCES_DIR
 
 TEMPLATES_FILE = RESOURCES_DIR / "templates.json"
@@ -66,13 +71,55 @@ def preview_text(spec: GroupSpec, catalog: Mapping[str, Instrument], margin: Mar
     return "\n".join(lines)
 
 
+def figures_text(spec: GroupSpec, figures: SpreadFigures, margin_required: int, margin_free: int | None) -> str:
+    """What the spread costs at the current prices, as the dialog shows it."""
+    lines = []
+    for leg in figures.legs:
+        lines.append(
+            f"{leg.side} {leg.symbol}: bid {rupees(leg.bid_paise)} · ask {rupees(leg.ask_paise)}"
+            f" → expected {rupees(leg.expected_paise)}"
+        )
+    if figures.net_credit_paise is None:
+        lines.append("No price yet for every leg: credit, max loss and breakeven follow once quotes arrive")
+    else:
+        word = "credit" if figures.net_credit_paise >= 0 else "debit"
+        lines.append(f"Expected net {word} {rupees(abs(figures.net_credit_paise))} at these prices")
+        profit = "unlimited" if figures.max_profit_paise is None else rupees(figures.max_profit_paise)
+        loss = "unlimited" if figures.max_loss_paise is None else rupees(figures.max_loss_paise)
+        breakevens = ", ".join(rupees(b) for b in figures.breakevens_paise) or "none"
+        lines.append(f"Max profit {profit} · max loss {loss} · breakeven {breakevens} (at expiry)")
+    free = "" if margin_free is None else f" of {rupees(margin_free)} free now"
+    lines.append(f"Margin required {rupees(margin_required)}{free}")
+    if spec.stop_trigger_paise is not None:
+        buy = spec.risk.side.opposite
+        limit = stop_limit_price_paise(spec.stop_trigger_paise, buy, spec.risk.tick_paise)
+        lines.append(
+            f"Stop-loss: SL-LIMIT {buy.value} {spec.risk.qty} {spec.risk.symbol}, trigger"
+            f" {rupees(spec.stop_trigger_paise)}, limit {rupees(limit)}"
+        )
+    return "\n".join(lines)
+
+
 class LaunchDialog(QDialog):
     launch_requested = Signal(object)  # GroupSpec
 
-    def __init__(self, catalog: Mapping[str, Instrument], margin: MarginModel, parent: Any = None) -> None:
+    def __init__(
+        self,
+        catalog: Mapping[str, Instrument],
+        margin: MarginModel,
+        parent: Any = None,
+        *,
+        quote: Callable[[str], Quote | None] | None = None,
+        watch: Callable[[list[str]], None] | None = None,
+        margin_in_use: Callable[[], int] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Launch group")
         self.catalog, self.margin = catalog, margin
+        self.quote = quote or (lambda _symbol: None)
+        self.watch = watch or (lambda _symbols: None)
+        self.margin_in_use = margin_in_use
+        self.figures: SpreadFigures | None = None
         self.templates = load_templates()
         self.spec: GroupSpec | None = None
         self.template = QComboBox()
@@ -87,6 +134,20 @@ class LaunchDialog(QDialog):
         self.hedge_limit = QLineEdit()
         self.hedge_limit.setPlaceholderText("optional, rupees (MARKET when empty)")
         self.group_id = QLineEdit(time.strftime("G-%H%M%S"))
+        self.stop_trigger = QLineEdit()
+        self.stop_trigger.setPlaceholderText("optional, rupees: an SL-LIMIT buy-back of the risk leg")
+        self.costs = QLabel()
+        self.costs.setWordWrap(True)
+        self.costs.setObjectName("launchCosts")
+        self.payoff = pg.PlotWidget(title="Payoff at expiry (₹)")
+        self.payoff.setObjectName("payoffChart")
+        self.payoff.setMinimumHeight(180)
+        self.payoff.setLabel("bottom", "underlying at expiry", units="₹")
+        self.payoff.showGrid(x=True, y=True, alpha=0.2)
+        self.payoff_curve = self.payoff.plot(pen=pg.mkPen("#9fd3ff", width=2))
+        self.payoff.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#8a8a8a")))
+        self.spot_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffbf47", style=Qt.PenStyle.DashLine), label="spot")
+        self.payoff.addItem(self.spot_line)
         self.preview = QLabel()
         self.preview.setWordWrap(True)
         self.preview.setObjectName("launchPreview")
@@ -102,6 +163,7 @@ class LaunchDialog(QDialog):
             ("Lots", self.lots),
             ("Hedge limit price", self.hedge_limit),
             ("Group id", self.group_id),
+            ("Stop-loss trigger", self.stop_trigger),
         ):
             form.addRow(label, widget)
         buttons = QHBoxLayout()
@@ -111,6 +173,8 @@ class LaunchDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.preview)
+        layout.addWidget(self.costs)
+        layout.addWidget(self.payoff)
         layout.addLayout(buttons)
         self.template.currentIndexChanged.connect(self._fill_strikes)
         self.underlying.currentIndexChanged.connect(self._fill_strikes)
@@ -119,6 +183,12 @@ class LaunchDialog(QDialog):
         self.lots.valueChanged.connect(self.update_preview)
         self.hedge_limit.textChanged.connect(self.update_preview)
         self.group_id.textChanged.connect(self.update_preview)
+        self.stop_trigger.textChanged.connect(self.update_preview)
+        self.prices = QTimer(self)
+        self.prices.setInterval(250)  # prices at 4 Hz while the dialog is open
+        self.prices.timeout.connect(self.update_costs)
+        self.prices.start()
+        self.finished.connect(self.prices.stop)
         self.send.clicked.connect(self._send)
         cancel.clicked.connect(self.reject)
         self._fill_strikes()
@@ -164,11 +234,13 @@ class LaunchDialog(QDialog):
         hedge_leg: dict[str, Any] = {"role": "HEDGE", "symbol": hedge_symbol, "side": "BUY", "qty": qty}
         if self.hedge_limit.text().strip():
             hedge_leg["limit_price"] = self.hedge_limit.text().strip()
-        raw = {
+        raw: dict[str, Any] = {
             "group_id": self.group_id.text().strip(),
             "template": t.name,
             "legs": [hedge_leg, {"role": "RISK", "symbol": risk_symbol, "side": "SELL", "qty": qty}],
         }
+        if self.stop_trigger.text().strip():
+            raw["stop_loss"] = {"trigger_price": self.stop_trigger.text().strip()}
         return parse_group(raw, self.catalog)
 
     def update_preview(self) -> None:
@@ -183,6 +255,34 @@ class LaunchDialog(QDialog):
         self.spec = spec
         self.preview.setText(text)
         self.send.setEnabled(True)
+        self.watch([leg.symbol for leg in spec.legs])
+        self.update_costs()
+
+    def update_costs(self) -> None:
+        """Bid/ask, expected credit, max profit and loss, breakevens, margin against free margin,
+        the stop order, and the payoff chart, at the current prices."""
+        spec = self.spec
+        if spec is None:
+            self.costs.setText("")
+            self.payoff_curve.setData([], [])
+            return
+        quotes = {leg.symbol: q for leg in spec.legs if (q := self.quote(leg.symbol)) is not None}
+        figures = self.figures = spread_figures(spec, self.catalog, quotes)
+        required = group_margin_paise(spec, self.catalog, self.margin)
+        free = None if self.margin_in_use is None else self.margin.available_paise - self.margin_in_use()
+        self.costs.setText(figures_text(spec, figures, required, free))
+        spot = self.margin.underlying_ref_paise.get(self.catalog[spec.risk.symbol].underlying)
+        if spot is not None:
+            self.spot_line.setValue(spot / 100)
+        if figures.net_credit_paise is None:
+            self.payoff_curve.setData([], [])
+            return
+        strikes = sorted(leg.strike_paise for leg in figures.legs)
+        low, high = strikes[0], strikes[-1]
+        pad = max(high - low, low // 50)
+        xs = [low - pad + (high - low + 2 * pad) * i // 120 for i in range(121)]
+        ys = [float(payoff_paise(figures.legs, x) or 0) / 100 for x in xs]
+        self.payoff_curve.setData([x / 100 for x in xs], ys)
 
     def _send(self) -> None:
         if self.spec is None:
