@@ -29,7 +29,7 @@ async def test_the_dialog_prices_the_spread_like_an_independent_computation(desk
     assert f"bid {rupees(hedge_bid)} · ask {rupees(hedge_ask)}" in text
     assert f"bid {rupees(risk_bid)} · ask {rupees(risk_ask)}" in text
     assert f"Expected net credit {rupees(credit)}" in text and f"max loss {rupees(width * qty - credit)}" in text
-    assert "free now" in text and "Margin required ₹" in text
+    assert "Worst-case margin ₹" in dialog.preview.text() and "free now" in dialog.preview.text()
     assert "Stop-loss: SL-LIMIT BUY 150 NIFTY26DEC24000CE, trigger ₹250.00, limit ₹251.25" in text
     xs, ys = dialog.payoff_curve.getData()
     assert len(xs) == 121 and max(ys) == credit / 100 and min(ys) == -(width * qty - credit) / 100

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.core.groups import GroupSpec, GroupSpecError, parse_group
-from engine.core.instruments import Instrument, paise_to_str
+from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel, MarginModelError, group_margin_paise
 from engine.core.quotes import Quote
 from engine.core.slicing import slice_qty
@@ -58,7 +58,9 @@ def strikes(catalog: Mapping[str, Instrument], underlying: str, option_type: str
     }
 
 
-def preview_text(spec: GroupSpec, catalog: Mapping[str, Instrument], margin: MarginModel) -> str:
+def preview_text(
+    spec: GroupSpec, catalog: Mapping[str, Instrument], margin: MarginModel, free_paise: int | None = None
+) -> str:
     lines = []
     for leg in spec.legs:
         slices = slice_qty(leg.qty, leg.lot_size, leg.freeze_qty)
@@ -67,11 +69,14 @@ def preview_text(spec: GroupSpec, catalog: Mapping[str, Instrument], margin: Mar
             f"{leg.lot_size}; {len(slices)} order(s) at freeze {leg.freeze_qty} ({' + '.join(map(str, slices))})"
         )
     worst = group_margin_paise(spec, catalog, margin)
-    lines.append(f"Worst-case margin ₹{paise_to_str(worst)} of ₹{paise_to_str(margin.available_paise)} available")
+    if free_paise is None:
+        lines.append(f"Worst-case margin {rupees(worst)} of {rupees(margin.available_paise)} available")
+    else:
+        lines.append(f"Worst-case margin {rupees(worst)} of {rupees(free_paise)} free now (available less open groups)")
     return "\n".join(lines)
 
 
-def figures_text(spec: GroupSpec, figures: SpreadFigures, margin_required: int, margin_free: int | None) -> str:
+def figures_text(spec: GroupSpec, figures: SpreadFigures) -> str:
     """What the spread costs at the current prices, as the dialog shows it."""
     lines = []
     for leg in figures.legs:
@@ -88,8 +93,6 @@ def figures_text(spec: GroupSpec, figures: SpreadFigures, margin_required: int, 
         loss = "unlimited" if figures.max_loss_paise is None else rupees(figures.max_loss_paise)
         breakevens = ", ".join(rupees(b) for b in figures.breakevens_paise) or "none"
         lines.append(f"Max profit {profit} · max loss {loss} · breakeven {breakevens} (at expiry)")
-    free = "" if margin_free is None else f" of {rupees(margin_free)} free now"
-    lines.append(f"Margin required {rupees(margin_required)}{free}")
     if spec.stop_trigger_paise is not None:
         buy = spec.risk.side.opposite
         limit = stop_limit_price_paise(spec.stop_trigger_paise, buy, spec.risk.tick_paise)
@@ -144,6 +147,8 @@ class LaunchDialog(QDialog):
         self.payoff.setMinimumHeight(180)
         self.payoff.setLabel("bottom", "underlying at expiry", units="₹")
         self.payoff.showGrid(x=True, y=True, alpha=0.2)
+        for side in ("bottom", "left"):
+            self.payoff.getAxis(side).enableAutoSIPrefix(False)  # rupees as they are: no k₹, no ×0.001
         self.payoff_curve = self.payoff.plot(pen=pg.mkPen("#9fd3ff", width=2))
         self.payoff.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#8a8a8a")))
         self.spot_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffbf47", style=Qt.PenStyle.DashLine), label="spot")
@@ -246,7 +251,8 @@ class LaunchDialog(QDialog):
     def update_preview(self) -> None:
         try:
             spec = self.build_spec()
-            text = preview_text(spec, self.catalog, self.margin)
+            free = None if self.margin_in_use is None else self.margin.available_paise - self.margin_in_use()
+            text = preview_text(spec, self.catalog, self.margin, free)
         except (GroupSpecError, MarginModelError, ValueError) as exc:
             self.spec = None
             self.preview.setText(f"Cannot send: {exc}")
@@ -268,9 +274,7 @@ class LaunchDialog(QDialog):
             return
         quotes = {leg.symbol: q for leg in spec.legs if (q := self.quote(leg.symbol)) is not None}
         figures = self.figures = spread_figures(spec, self.catalog, quotes)
-        required = group_margin_paise(spec, self.catalog, self.margin)
-        free = None if self.margin_in_use is None else self.margin.available_paise - self.margin_in_use()
-        self.costs.setText(figures_text(spec, figures, required, free))
+        self.costs.setText(figures_text(spec, figures))
         spot = self.margin.underlying_ref_paise.get(self.catalog[spec.risk.symbol].underlying)
         if spot is not None:
             self.spot_line.setValue(spot / 100)
