@@ -41,6 +41,7 @@ from ui.dialogs.why import WhyDialog
 from ui.errors import reporter
 from ui.models.columns import AGE_COLUMN
 from ui.models.table import ROW_ROLE
+from ui.panels.chain import ChainPanel
 from ui.panels.charts import ChartsPanel
 from ui.panels.detail import GroupDetailPanel
 from ui.panels.escalations import EscalationsPanel
@@ -56,7 +57,7 @@ from ui.viewmodels.desk import Changes, Notice
 from ui.viewmodels.metrics import MetricsSampler
 from ui.viewmodels.rows import EscalationRow
 
-LAYOUT_VERSION = 2  # 2: the Positions panel
+LAYOUT_VERSION = 3  # 2: the Positions panel; 3: the Option chain
 HALT_SHORTCUT = "Ctrl+Shift+H"
 
 
@@ -99,6 +100,12 @@ class MainWindow(QMainWindow):
         self.escalations = EscalationsPanel(self.actor.role)
         self.charts = ChartsPanel(self.sampler)
         self.positions = PositionsPanel(self.reader, self.context.catalog)
+        self.chain = ChainPanel(
+            self.context.catalog,
+            self.view.quote,
+            self.view.watch_quotes,
+            self.context.margin_model.underlying_ref_paise,
+        )
         self.log = LogPanel()
         self.status = DeskStatusBar(self.view, self.actor, str(self.context.journal_path))
         self.setStatusBar(self.status)
@@ -112,6 +119,7 @@ class MainWindow(QMainWindow):
             ("charts", "Charts", self.charts),
             ("log", "Log", self.log),
             ("positions", "Positions", self.positions),
+            ("chain", "Option chain", self.chain),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{name}")
@@ -148,6 +156,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["detail"], self.docks["intents"])
         self.tabifyDockWidget(self.docks["charts"], self.docks["log"])
         self.tabifyDockWidget(self.docks["charts"], self.docks["positions"])
+        self.tabifyDockWidget(self.docks["detail"], self.docks["chain"])
         self.docks["detail"].raise_()
         self.docks["positions"].raise_()
         vertical, horizontal = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
@@ -237,6 +246,7 @@ class MainWindow(QMainWindow):
         self.groups.close_requested.connect(self.close_group)
         self.escalations.action_requested.connect(self.escalation_action)
         reporter().error.connect(self._reported)
+        self.chain.spread_picked.connect(self.launch_from_chain)
         order_at = lambda i: getattr(i.data(ROW_ROLE), "client_order_id", None)  # noqa: E731
         install_why(self.intents.view, order_at, self.why)
         install_why(self.detail.orders_view, order_at, self.why)
@@ -324,6 +334,12 @@ class MainWindow(QMainWindow):
         self.notify(Notice("info" if ok else "error", message))
 
     # --- commands ---------------------------------------------------------------------------
+
+    def launch_from_chain(self, template: str, underlying: str, risk_strike: int, hedge_strike: int) -> LaunchDialog:
+        """A bid or ask clicked in the chain: the launch dialog with that spread filled in."""
+        dialog = self.open_launch_dialog()
+        dialog.select(template, underlying, risk_strike, hedge_strike, dialog.lots.value())
+        return dialog
 
     def open_launch_dialog(self) -> LaunchDialog:
         view = self.view
@@ -450,6 +466,9 @@ class MainWindow(QMainWindow):
         await self.runner.drain()
         if self._detail_task is not None:
             await asyncio.gather(self._detail_task, return_exceptions=True)
+        chain = getattr(self, "chain", None)
+        if chain is not None:
+            chain.timer.stop()
         positions = getattr(self, "positions", None)
         if positions is not None:
             positions.timer.stop()
