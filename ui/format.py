@@ -3,6 +3,8 @@ on every P&L figure (never colour alone), quantities in lots and units."""
 
 from __future__ import annotations
 
+import re
+
 PROFIT = "#3fb950"  # green, told apart from LOSS by a blue-leaning hue and always by the sign
 LOSS = "#ff7b72"
 
@@ -45,3 +47,12 @@ def lots(units: int, lot_size: int) -> str:
         return f"{units:+d} units" if units else "0"
     n = units // lot_size
     return f"{n:+d} lot{'s' if abs(n) != 1 else ''} ({units:+d})" if units else "0"
+
+
+_EXPIRY = re.compile(r"^[A-Z]+?(\d{2}[A-Z]{3})\d+(CE|PE)$")
+
+
+def expiry_of(symbol: str) -> str:
+    """'26DEC' from NIFTY26DEC24000CE (the catalog's monthly expiry code); '' if none."""
+    m = _EXPIRY.match(symbol)
+    return m.group(1) if m else ""

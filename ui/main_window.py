@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.reader = await JournalReader.open(self.context.journal_path)
         self.launch_wall_ms.update(await self.reader.launch_wall_ms())
         self.bridge = EngineBridge(self.view, self.reader, parent=self)
-        self.groups = GroupsPanel(self.launch_wall_ms)
+        self.groups = GroupsPanel(self.launch_wall_ms, self.context.catalog, lambda gid: self.positions.group_pnl(gid))
         self.detail = GroupDetailPanel(self.reader)
         self.intents = IntentsPanel()
         self.tree = HedgeTreePanel()
@@ -247,6 +247,8 @@ class MainWindow(QMainWindow):
         self.escalations.action_requested.connect(self.escalation_action)
         reporter().error.connect(self._reported)
         self.chain.spread_picked.connect(self.launch_from_chain)
+        credit = [c.title for c in self.groups.model.columns].index("Credit")
+        self.positions.loaded.connect(lambda: self._repaint_group_pnl(credit))
         order_at = lambda i: getattr(i.data(ROW_ROLE), "client_order_id", None)  # noqa: E731
         install_why(self.intents.view, order_at, self.why)
         install_why(self.detail.orders_view, order_at, self.why)
@@ -334,6 +336,10 @@ class MainWindow(QMainWindow):
         self.notify(Notice("info" if ok else "error", message))
 
     # --- commands ---------------------------------------------------------------------------
+
+    def _repaint_group_pnl(self, credit_column: int) -> None:
+        for column in (credit_column, credit_column + 1):  # Credit and P&L
+            self.groups.model.touch_column(column)
 
     def launch_from_chain(self, template: str, underlying: str, risk_strike: int, hedge_strike: int) -> LaunchDialog:
         """A bid or ask clicked in the chain: the launch dialog with that spread filled in."""

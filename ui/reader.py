@@ -166,8 +166,8 @@ class JournalReader:
         for i in intents:
             orders[i.group_id].append(i)
         out = []
-        for gid, template, state, reason in await self.fetch(
-            "SELECT group_id, template, state, reason FROM groups ORDER BY rowid"
+        for gid, template, state, reason, stop in await self.fetch(
+            "SELECT group_id, template, state, reason, stop_trigger_paise FROM groups ORDER BY rowid"
         ):
             h_sym, h_qty = legs[gid].get("HEDGE", ("", 0))
             r_sym, r_qty = legs[gid].get("RISK", ("", 0))
@@ -183,6 +183,7 @@ class JournalReader:
                     risk_qty=r_qty,
                     orders=[o.fill() for o in orders.get(gid, ())],
                     escalated=gid in escalated,
+                    stop_trigger_paise=None if stop is None else int(stop),
                 )
             )
         return out

@@ -59,6 +59,18 @@ async def test_positions_equal_an_independent_computation_and_an_attached_desk_a
     assert shown[4] == "+2 lots (+150)" and shown[5] == rupees(expected[HEDGE]["avg_price_paise"])
     assert shown[7][0] in "+−" or shown[7] == "₹0.00"
 
+    # the order-group grid says what the group is, and its credit and P&L
+    grid = window.groups.model
+    titles = [c.title for c in grid.columns]
+    g1 = grid.rows().index(grid.row("G1"))
+    cell = {t: grid.data(grid.index(g1, i)) for i, t in enumerate(titles)}
+    assert (cell["Underlying"], cell["Expiry"], cell["Strikes"], cell["Lots"]) == (
+        "NIFTY",
+        "26DEC",
+        "24000/24200 CE",
+        "2",
+    )
+    assert cell["Credit"] == rupees(credit) and cell["P&L"] == rupees(panel.group_pnl("G1")["total_paise"], signed=True)
     attached = await desk.open(RISK)  # the engine is hosted by the first window: this one attaches
     assert desk.sessions[-1][0].broker is None
     await attached.positions.refresh()

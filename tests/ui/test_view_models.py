@@ -64,7 +64,8 @@ def test_a_batch_of_changes_is_one_insert_and_one_data_changed(qtbot) -> None:
         model.apply([_row("A", "HEDGED", 150), _row("C", "HEDGED", 150), _row("D"), _row("E")])
     assert inserted == [(3, 4)] and changed == [(0, 2)]
     assert [r.state for r in model.rows()] == ["HEDGED", "CREATED", "HEDGED", "CREATED", "CREATED"]
-    assert model.index(0, 3).data() == "100%"
+    hedge_fill = [c.title for c in model.columns].index("Hedge fill")
+    assert model.index(0, hedge_fill).data() == "100%"
 
 
 def test_a_parent_and_its_child_arriving_in_one_batch_nest_correctly(qtbot) -> None:
@@ -229,9 +230,11 @@ async def test_the_journal_reader_computes_the_same_net_exposure_as_the_engine()
     conn = await aiosqlite.connect(":memory:")
     try:
         await conn.execute("CREATE TABLE legs (group_id TEXT, role TEXT, symbol TEXT, qty INTEGER)")
-        await conn.execute("CREATE TABLE groups (group_id TEXT, template TEXT, state TEXT, reason TEXT)")
+        await conn.execute(
+            "CREATE TABLE groups (group_id TEXT, template TEXT, state TEXT, reason TEXT, stop_trigger_paise INTEGER)"
+        )
         for gid, g in book.groups.items():
-            await conn.execute("INSERT INTO groups VALUES (?, '', 'COMPLETED', '')", (gid,))
+            await conn.execute("INSERT INTO groups VALUES (?, '', 'COMPLETED', '', NULL)", (gid,))
             for leg in g.spec.legs:
                 await conn.execute("INSERT INTO legs VALUES (?, ?, ?, ?)", (gid, leg.role.value, leg.symbol, leg.qty))
         intents = [IntentView.of(r) for r in book.intents.values()]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from engine.core.instruments import Instrument
+from ui.format import expiry_of, pnl_colour, rupees
 from ui.models.table import Column
 from ui.reader import AuditLine
 from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView
@@ -37,26 +40,69 @@ def _age(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def group_columns(launch_wall_ms: dict[str, int], wall_ms: Callable[[], int] | None = None) -> list[Column[GroupRow]]:
+def group_columns(
+    launch_wall_ms: dict[str, int],
+    wall_ms: Callable[[], int] | None = None,
+    catalog: Mapping[str, Instrument] | None = None,
+    pnl: Callable[[str], Mapping[str, Any] | None] | None = None,
+) -> list[Column[GroupRow]]:
+    """``catalog``: what a group is (underlying, expiry, strikes, lots); ``pnl``: a group's credit
+    and P&L (the Positions panel's latest read of the journal)."""
     now_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
+    cat = catalog or {}
+    figures = pnl or (lambda _gid: None)
+
+    def inst(symbol: str) -> Instrument | None:
+        return cat.get(symbol)
+
+    def strikes(r: GroupRow) -> str:
+        risk, hedge = inst(r.risk_symbol), inst(r.hedge_symbol)
+        if risk is None or hedge is None or not risk.strike_paise:
+            return ""
+        return f"{risk.strike_paise // 100}/{hedge.strike_paise // 100} {risk.option_type}"
+
+    def lot_count(r: GroupRow) -> int | None:
+        risk = inst(r.risk_symbol)
+        return None if risk is None or not risk.lot_size else r.risk_qty // risk.lot_size
+
+    def money(key: str) -> Callable[[GroupRow], int | None]:
+        def value(r: GroupRow) -> int | None:
+            f = figures(r.group_id)
+            return None if f is None else f.get(key)
+
+        return value
 
     def age(r: GroupRow) -> float | None:
         t = launch_wall_ms.get(r.group_id)
         return None if t is None else max(0.0, (now_ms() - t) / 1000)
 
+    credit, total = money("credit_received_paise"), money("total_paise")
     return [
         Column("Group", lambda r: r.group_id),
         Column("Template", lambda r: r.template),
+        Column("Underlying", lambda r: getattr(inst(r.risk_symbol), "underlying", "")),
+        Column("Expiry", lambda r: expiry_of(r.risk_symbol)),
+        Column("Strikes", strikes),
+        Column("Lots", lot_count, lambda v: "" if v is None else str(v), align_right=True),
         Column("State", lambda r: r.state, background=lambda r: FAMILY_COLOURS.get(r.family)),
         Column("Hedge fill", lambda r: r.hedge_fill_pct, _pct, align_right=True),
         Column("Risk fill", lambda r: r.risk_fill_pct, _pct, align_right=True),
         Column("Net exposure", lambda r: r.net_cover_qty, align_right=True),
+        Column("Credit", credit, lambda v: "" if v is None else rupees(int(v)), align_right=True),
+        Column(
+            "P&L",
+            total,
+            lambda v: "" if v is None else rupees(int(v), signed=True),
+            align_right=True,
+            foreground=lambda r: pnl_colour(total(r)),
+        ),
+        Column("Stop", lambda r: r.stop_trigger_paise, lambda v: "" if v is None else rupees(int(v)), align_right=True),
         Column("Age", age, _age, align_right=True),
         Column("Reason", lambda r: r.reason),
     ]
 
 
-AGE_COLUMN = 6
+AGE_COLUMN = 13
 
 
 def intent_columns() -> list[Column[IntentView]]:

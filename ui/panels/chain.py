@@ -8,7 +8,6 @@ a call bought covers the next call down, a put bought the next put up)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,17 +17,10 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxL
 
 from engine.core.instruments import Instrument
 from engine.core.quotes import Quote
-from ui.format import LOSS, PROFIT, rupees
+from ui.format import LOSS, PROFIT, expiry_of, rupees
 from ui.models.table import ROW_ROLE, Column, KeyedTableModel
 
-_EXPIRY = re.compile(r"^[A-Z]+?(\d{2}[A-Z]{3})\d+(CE|PE)$")
 ATM_COLOUR = "#ffd866"  # light amber, dark text (as the state colours)
-
-
-def expiry_of(symbol: str) -> str:
-    """'26DEC' from NIFTY26DEC24000CE (the catalog's monthly expiry code); '' if none."""
-    m = _EXPIRY.match(symbol)
-    return m.group(1) if m else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget
 
+from engine.core.instruments import Instrument
 from ui.models.columns import group_columns
 from ui.models.table import SORT_ROLE, KeyedTableModel
 from ui.viewmodels.rows import GroupRow
@@ -17,9 +19,16 @@ class GroupsPanel(QWidget):
     cancel_requested = Signal(str)
     close_requested = Signal(str)
 
-    def __init__(self, launch_wall_ms: dict[str, int], parent: Any = None) -> None:
+    def __init__(
+        self,
+        launch_wall_ms: dict[str, int],
+        catalog: Mapping[str, Instrument] | None = None,
+        pnl: Callable[[str], Mapping[str, Any] | None] | None = None,
+        parent: Any = None,
+    ) -> None:
         super().__init__(parent)
-        self.model: KeyedTableModel[GroupRow] = KeyedTableModel(group_columns(launch_wall_ms), lambda r: r.group_id)
+        columns = group_columns(launch_wall_ms, catalog=catalog, pnl=pnl)
+        self.model: KeyedTableModel[GroupRow] = KeyedTableModel(columns, lambda r: r.group_id)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)

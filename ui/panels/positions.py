@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QLabel, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
 
 from engine.core.instruments import Instrument
@@ -121,6 +121,8 @@ class PositionFilter(QSortFilterProxyModel):
 
 
 class PositionsPanel(QWidget):
+    loaded = Signal()  # a new read of the journal's P&L is shown
+
     def __init__(self, reader: JournalReader, catalog: Mapping[str, Instrument], parent: Any = None) -> None:
         super().__init__(parent)
         self.reader, self.catalog = reader, catalog
@@ -147,6 +149,7 @@ class PositionsPanel(QWidget):
         layout.addWidget(self.view)
         self.filter.textChanged.connect(self._refilter)
         self.desk: dict[str, Any] = {}
+        self.groups: dict[str, Any] = {}
         self.loads = 0
         self._task: asyncio.Task[None] | None = None
         self._dialog: QFileDialog | None = None
@@ -171,6 +174,7 @@ class PositionsPanel(QWidget):
         try:
             pnl = await pnl_of(self.reader)
             self.model.reset(position_rows(pnl, self.catalog))
+            self.groups = dict(pnl["groups"])
             d = self.desk = dict(pnl["desk"])
             self.totals.setText(
                 f"<b>Desk P&amp;L {rupees(d['total_paise'], signed=True)}</b> · realised "
@@ -178,8 +182,12 @@ class PositionsPanel(QWidget):
                 f" · credit received {rupees(d['credit_received_paise'])}"
             )
             self.loads += 1
+            self.loaded.emit()
         finally:
             self._task = None
+
+    def group_pnl(self, group_id: str) -> Mapping[str, Any] | None:
+        return self.groups.get(group_id)
 
     def visible_rows(self) -> list[PositionRow]:
         return [self.proxy.index(r, 0).data(ROW_ROLE) for r in range(self.proxy.rowCount())]

@@ -54,6 +54,7 @@ class GroupRow:
     net_cover_qty: int
     pending_cancel: bool = False
     escalated: bool = False
+    stop_trigger_paise: int | None = None
 
     @classmethod
     def build(
@@ -70,6 +71,7 @@ class GroupRow:
         orders: Iterable[FilledOrder],
         pending_cancel: bool = False,
         escalated: bool = False,
+        stop_trigger_paise: int | None = None,
     ) -> GroupRow:
         """The row of a group from its spec's legs and all of its orders (confirmed fills)."""
         fills = group_fills(orders)
@@ -87,6 +89,7 @@ class GroupRow:
             net_cover_qty=net_cover_qty(fills, hedge_qty, risk_qty),
             pending_cancel=pending_cancel,
             escalated=escalated,
+            stop_trigger_paise=stop_trigger_paise,
         )
 
     @property
@@ -275,6 +278,7 @@ def group_rows(
                 orders=orders.get(gid, ()),
                 pending_cancel=gid in cancelling,
                 escalated=gid in escalated_groups,
+                stop_trigger_paise=g.spec.stop_trigger_paise,
             )
         )
     return rows
