@@ -55,9 +55,11 @@ async def test_positions_equal_an_independent_computation_and_an_attached_desk_a
     hedge_index = next(
         panel.proxy.index(r, 0) for r in range(panel.proxy.rowCount()) if panel.visible_rows()[r].symbol == HEDGE
     )
-    shown = [panel.proxy.index(hedge_index.row(), c).data() for c in range(panel.proxy.columnCount())]
-    assert shown[4] == "+2 lots (+150)" and shown[5] == rupees(expected[HEDGE]["avg_price_paise"])
-    assert shown[7][0] in "+−" or shown[7] == "₹0.00"
+    titles = [c.title for c in panel.model.columns]
+    shown = {t: panel.proxy.index(hedge_index.row(), c).data() for c, t in enumerate(titles)}
+    assert shown["Lots"] == "+2 lots (+150)" and shown["Avg price"] == rupees(expected[HEDGE]["avg_price_paise"])
+    assert shown["Unrealised"][0] in "+−" or shown["Unrealised"] == "₹0.00"
+    assert shown["P&L"] == rupees(expected[HEDGE]["realised_paise"] + expected[HEDGE]["unrealised_paise"], signed=True)
 
     # the order-group grid says what the group is, and its credit and P&L
     grid = window.groups.model

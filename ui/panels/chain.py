@@ -101,6 +101,12 @@ class ChainPanel(QWidget):
         self.catalog, self.quote, self.watch, self.spot = catalog, quote, watch, spot_paise
         self.underlying = QComboBox()
         self.underlying.addItems(sorted({i.underlying for i in catalog.values() if i.option_type}))
+        counts: dict[str, int] = {}
+        for i in catalog.values():
+            if i.option_type:
+                counts[i.underlying] = counts.get(i.underlying, 0) + 1
+        if counts:  # open on the underlying with the most strikes listed
+            self.underlying.setCurrentText(max(sorted(counts), key=lambda u: counts[u]))
         self.expiry = QComboBox()
         self.model: KeyedTableModel[ChainRow] = KeyedTableModel(chain_columns(), lambda r: r.key)
         self.view = QTableView()

@@ -56,14 +56,19 @@ def position_columns() -> list[Column[PositionRow]]:
     def pnl(v: Any) -> str:
         return rupees(None if v is None else int(v), signed=True)
 
+    def lots_value(r: PositionRow) -> tuple[int | None, int]:
+        return (r.qty, r.lot_size)
+
+    def lots_text(v: Any) -> str:
+        return "" if v[0] is None else lots(v[0], v[1])
+
+    # P&L first after what the leg is: the figures a trader looks for, before the detail
     return [
         Column("Group", lambda r: r.group_id),
         Column("Leg", lambda r: r.leg or "group"),
         Column("Symbol", lambda r: r.symbol),
-        Column("Net", lambda r: r.qty, lambda v: "" if v is None else str(v), align_right=True),
-        Column(
-            "Lots", lambda r: (r.qty, r.lot_size), lambda v: "" if v[0] is None else lots(v[0], v[1]), align_right=True
-        ),
+        Column("Lots", lots_value, lots_text, align_right=True),
+        Column("P&L", lambda r: r.total_paise, pnl, align_right=True, foreground=lambda r: pnl_colour(r.total_paise)),
         Column("Avg price", lambda r: r.avg_paise, money, align_right=True),
         Column("Mark", lambda r: r.mark_paise, money, align_right=True),
         Column(
@@ -80,7 +85,6 @@ def position_columns() -> list[Column[PositionRow]]:
             align_right=True,
             foreground=lambda r: pnl_colour(r.realised_paise),
         ),
-        Column("Total", lambda r: r.total_paise, pnl, align_right=True, foreground=lambda r: pnl_colour(r.total_paise)),
         Column("Credit", lambda r: r.credit_paise, money, align_right=True),
     ]
 
