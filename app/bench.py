@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -264,6 +265,30 @@ def _spread(group_id: str, qty: int) -> dict[str, Any]:
     }
 
 
+async def desk_quote_load(seconds: float) -> dict[str, Any]:
+    """The desk's event-loop lag under 200 symbols x 10 quotes/s, against idle (app.bench_desk,
+    a process of its own: it runs on the Qt event loop)."""
+    import sys
+
+    run = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.bench_desk", str(seconds),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )  # fmt: skip
+    out, err = await run.communicate()
+    if run.returncode:
+        return {"desk_quote_load": f"not measured: {err.decode(errors='replace').strip().splitlines()[-1:]}"}
+    doc = json.loads(out.decode().strip().splitlines()[-1])
+    idle, loaded = doc["idle"], doc["quotes_200_symbols_10_per_s"]
+    return {
+        "desk_loop_lag_ms_p99_idle": idle["lag_ms_p99"],
+        "desk_loop_lag_ms_p99_200_symbols_10_quotes_per_s": loaded["lag_ms_p99"],
+        "desk_loop_lag_ms_max_200_symbols_10_quotes_per_s": loaded["lag_ms_max"],
+        "desk_quotes_per_s": loaded["quotes_per_s"],
+        "desk_chain_refreshes_per_s": loaded["chain_refreshes_per_s"],
+    }
+
+
 async def run_bench(as_json: bool, quick: bool = False) -> int:
     """``quick``: the time-travel audit's replay journal has 10,000 inputs, not 100,000."""
     from app.bench_audit import audit_figures
@@ -290,6 +315,7 @@ async def run_bench(as_json: bool, quick: bool = False) -> int:
         commits = await _commits_and_wire(tmp, 10)
         shared = await shared_desk_figures(tmp)
         audit = await audit_figures(tmp, spec, 10_000 if quick else 100_000, 3 if quick else 7)
+        desk = await desk_quote_load(3 if quick else 10)
     # best of three, interleaved: the machine's noise is one-sided (it only ever slows a run)
     runs = [(_step_us_per_event(100), _step_us_per_event(10_000)) for _ in range(3)]
     small, large = min(r[0] for r in runs), min(r[1] for r in runs)
@@ -307,6 +333,7 @@ async def run_bench(as_json: bool, quick: bool = False) -> int:
         **{k: round(v, 2) for k, v in commits.items()},
         **shared,
         **audit,
+        **desk,
     }
     if as_json:
         print(json.dumps(result, indent=1))

@@ -113,6 +113,7 @@ class Engine:
         # Marks: the newest quote of each symbol an open group trades (what the hosting desk shows),
         # and when each was last journaled (local ns) with what it said.
         self.quotes: dict[str, Quote] = {}
+        self.quotes_received = 0
         self._marked: dict[str, tuple[int, tuple[object, ...]]] = {}
         self._mark_symbols: tuple[int, list[str]] = (0, [])
         self._watched: set[str] = set()  # symbols a desk shows quotes of (display only)
@@ -409,31 +410,32 @@ class Engine:
 
     async def _pump_quotes(self) -> None:
         """Keep a quote stream on the symbols open groups trade and desks watch (resubscribed
-        when they change)."""
+        when they change). The stream is read by a task of its own, so that looking at the
+        symbols again never interrupts it (a cancelled read would end the stream)."""
+        interval = self.config.mark_interval_ms / 1000
         while True:
             symbols = self._quote_symbols()
             if not symbols:
-                await asyncio.sleep(self.config.mark_interval_ms / 1000)  # nothing to mark yet
+                await asyncio.sleep(interval)  # nothing to quote yet
                 continue
+            reader = asyncio.create_task(self._read_quotes(symbols), name="engine-quote-reader")
             try:
-                stream = self.broker.quotes(symbols)
-                while True:
-                    try:
-                        async with asyncio.timeout(self.config.mark_interval_ms / 1000):  # a poll, not a decision
-                            quote = await anext(stream)
-                    except TimeoutError:
-                        quote = None
-                    except StopAsyncIteration:
-                        break
-                    if quote is not None:
-                        self.quotes[quote.symbol] = quote
-                    if self._quote_symbols() != symbols:
-                        break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # no quotes from this broker now: marks wait, trading goes on
-                log.warning("quotes for %d symbols: %s", len(symbols), _why(exc))
-                await asyncio.sleep(self.config.mark_interval_ms / 1000)
+                while not reader.done() and self._quote_symbols() == symbols:
+                    await asyncio.wait({reader}, timeout=interval)  # a look at the symbols, not a decision
+                ended = reader.done()  # the stream ended (or failed) by itself
+            finally:
+                reader.cancel()
+                results = await asyncio.gather(reader, return_exceptions=True)
+            problem = results[0]
+            if isinstance(problem, Exception):  # no quotes from this broker now: marks wait, trading goes on
+                log.warning("quotes for %d symbols: %s", len(symbols), _why(problem))
+            if ended:
+                await asyncio.sleep(interval)  # before subscribing again
+
+    async def _read_quotes(self, symbols: list[str]) -> None:
+        async for quote in self.broker.quotes(symbols):
+            self.quotes[quote.symbol] = quote
+            self.quotes_received += 1
 
     def _marks_due(self) -> list[tuple[Any, ...]]:
         """Quotes to journal now: each symbol at most once per ``mark_interval_ms``, and only
