@@ -241,14 +241,16 @@ class MainWindow(QMainWindow):
         self.bridge.notice.connect(self.notify)
         self.bridge.escalations_opened.connect(self._escalations_opened)
         self.runner.finished.connect(self._command_finished)
-        self.groups.group_selected.connect(lambda _gid: self._load_detail())
+        self.groups.group_selected.connect(self._group_selected)
         self.groups.cancel_requested.connect(self.cancel_group)
         self.groups.close_requested.connect(self.close_group)
         self.escalations.action_requested.connect(self.escalation_action)
         reporter().error.connect(self._reported)
         self.chain.spread_picked.connect(self.launch_from_chain)
+        self.intents.group.textChanged.connect(lambda text: None if text.strip() else self.tree.focus_group(None))
         credit = [c.title for c in self.groups.model.columns].index("Credit")
         self.positions.loaded.connect(lambda: self._repaint_group_pnl(credit))
+        self.positions.loaded.connect(self._sample_trading)
         order_at = lambda i: getattr(i.data(ROW_ROLE), "client_order_id", None)  # noqa: E731
         install_why(self.intents.view, order_at, self.why)
         install_why(self.detail.orders_view, order_at, self.why)
@@ -313,7 +315,7 @@ class MainWindow(QMainWindow):
         assert self.bridge is not None
         self.status.refresh()
         self.groups.model.touch_column(AGE_COLUMN)
-        t = time.monotonic() - self._t0
+        t = time.time()  # clock time on the charts' axes (display only)
         self.sampler.sample(
             t,
             self.view.event_count(),
@@ -336,6 +338,32 @@ class MainWindow(QMainWindow):
         self.notify(Notice("info" if ok else "error", message))
 
     # --- commands ---------------------------------------------------------------------------
+
+    def _group_selected(self, group_id: str) -> None:
+        """A group selected: its detail, and the hedge tree and intent journal filtered to it
+        (clear the journal's group filter to see every group again)."""
+        self._load_detail()
+        self.tree.focus_group(group_id or None)
+        self.intents.group.setText(group_id)
+
+    def _sample_trading(self) -> None:
+        """The Positions panel read the journal's P&L: the trading charts take a point."""
+        uncovered: dict[str, float] = {}
+        for row in self.groups.model.rows():
+            inst = self.context.catalog.get(row.hedge_symbol)
+            if inst is None or not inst.lot_size:
+                continue
+            uncovered[inst.underlying] = (
+                uncovered.get(inst.underlying, 0.0) + max(0, -row.net_cover_qty) / inst.lot_size
+            )
+        selected = self.detail.group_id
+        group = self.positions.group_pnl(selected) if selected else None
+        self.sampler.sample_trading(
+            time.time(),
+            self.positions.desk.get("total_paise"),
+            None if group is None else group.get("total_paise"),
+            uncovered,
+        )
 
     def _repaint_group_pnl(self, credit_column: int) -> None:
         for column in (credit_column, credit_column + 1):  # Credit and P&L

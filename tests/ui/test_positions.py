@@ -73,6 +73,13 @@ async def test_positions_equal_an_independent_computation_and_an_attached_desk_a
         "2",
     )
     assert cell["Credit"] == rupees(credit) and cell["P&L"] == rupees(panel.group_pnl("G1")["total_paise"], signed=True)
+    # the trading charts took a point from that read: desk P&L in rupees, on clock time
+    _, pnl_values = window.sampler.series["desk_pnl"].view()
+    assert pnl_values[-1] == panel.desk["total_paise"] / 100
+    window.charts.redraw()
+    assert [window.charts.tabs.tabText(i) for i in range(window.charts.tabs.count())] == ["Trading", "System"]
+    assert "uncovered:NIFTY" in window.charts.curves  # hedged: 0 lots uncovered, drawn per underlying
+    assert type(window.charts.plots["desk_pnl"].getAxis("bottom")).__name__ == "DateAxisItem"
     attached = await desk.open(RISK)  # the engine is hosted by the first window: this one attaches
     assert desk.sessions[-1][0].broker is None
     await attached.positions.refresh()

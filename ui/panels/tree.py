@@ -23,9 +23,19 @@ class HedgeTreePanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.view)
         self.model.rowsInserted.connect(self._expand)
+        self.focused: str | None = None
+
+    def focus_group(self, group_id: str | None) -> None:
+        """Show only this group's tree (None: every group)."""
+        self.focused = group_id
+        for row in range(self.model.rowCount()):
+            key = self.model.index(row, 0).data()
+            self.view.setRowHidden(row, QModelIndex(), group_id is not None and key != group_id)
 
     def _expand(self, parent: QModelIndex, first: int, last: int) -> None:
         if parent.isValid():
             self.view.expand(parent)
+        elif self.focused is not None:  # a new group arrives while one is in focus
+            self.focus_group(self.focused)
         for row in range(first, last + 1):
             self.view.expand(self.model.index(row, 0, parent))

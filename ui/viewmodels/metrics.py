@@ -32,7 +32,7 @@ class RingBuffer:
         return np.roll(self._t, -self._head), np.roll(self._v, -self._head)
 
 
-SERIES = ("exposure", "event_rate", "commit_p50", "commit_p99", "clock_offset")
+SERIES = ("exposure", "event_rate", "commit_p50", "commit_p99", "clock_offset", "desk_pnl", "group_pnl")
 
 
 @dataclass
@@ -65,3 +65,18 @@ class MetricsSampler:
         self.series["exposure"].append(t_s, float(uncovered_qty))
         if offset_ms is not None:
             self.series["clock_offset"].append(t_s, float(offset_ms))
+
+    def sample_trading(
+        self, t_s: float, desk_pnl_paise: int | None, group_pnl_paise: int | None, uncovered_lots: dict[str, float]
+    ) -> None:
+        """Trading figures over clock time: the desk's P&L and the selected group's (rupees), and
+        the short lots not covered by a hedge, per underlying."""
+        if desk_pnl_paise is not None:
+            self.series["desk_pnl"].append(t_s, desk_pnl_paise / 100)
+        if group_pnl_paise is not None:
+            self.series["group_pnl"].append(t_s, group_pnl_paise / 100)
+        for underlying, lots in uncovered_lots.items():
+            key = f"uncovered:{underlying}"
+            if key not in self.series:
+                self.series[key] = RingBuffer(self.capacity)
+            self.series[key].append(t_s, lots)
