@@ -114,7 +114,8 @@ class Engine:
         # and when each was last journaled (local ns) with what it said.
         self.quotes: dict[str, Quote] = {}
         self.quotes_received = 0
-        self._marked: dict[str, tuple[int, tuple[object, ...]]] = {}
+        self._marked: dict[str, tuple[object, ...]] = {}  # symbol -> what its last mark said
+        self._marks_at = 0  # local ns of the last look for marks due
         self._mark_symbols: tuple[int, list[str]] = (0, [])
         self._watched: set[str] = set()  # symbols a desk shows quotes of (display only)
         self.failure: BaseException | None = None
@@ -438,12 +439,15 @@ class Engine:
             self.quotes_received += 1
 
     def _marks_due(self) -> list[tuple[Any, ...]]:
-        """Quotes to journal now: each symbol at most once per ``mark_interval_ms``, and only
-        when it says something the last journaled mark did not."""
+        """Quotes to journal now: at most one look per ``mark_interval_ms`` for every symbol at
+        once (so marks add at most one commit a second, and an attached desk one re-read), and
+        only the symbols whose quote says something their last journaled mark did not."""
         if not self.quotes:
             return []
         now = self.now_ns()
-        interval = self.config.mark_interval_ms * 1_000_000
+        if self._marks_at and now - self._marks_at < self.config.mark_interval_ms * 1_000_000:
+            return []
+        self._marks_at = now
         wall = self.wall_ms()
         rows = []
         for symbol in self.mark_symbols():
@@ -451,10 +455,9 @@ class Engine:
             if q is None:
                 continue
             key = (q.bid_paise, q.ask_paise, q.last_paise, q.bid_qty, q.ask_qty, q.last_qty)
-            last = self._marked.get(symbol)
-            if last is not None and (now - last[0] < interval or last[1] == key):
+            if self._marked.get(symbol) == key:
                 continue
-            self._marked[symbol] = (now, key)
+            self._marked[symbol] = key
             rows.append((symbol, *key[:3], *key[3:], q.ts_exchange_ms, now, wall))
         return rows
 
