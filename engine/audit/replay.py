@@ -15,6 +15,7 @@ is not a function of its input), or a journal changed after the fact.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -22,40 +23,34 @@ from enum import Enum
 from typing import Any
 
 from engine.audit.checkpoint import CheckpointError, load_state_blob
-from engine.audit.codec import CodecError, decode_input
+from engine.audit.codec import CodecError, decode_input, input_kind
 from engine.audit.source import JournalSource
 from engine.core.book import IntentRow, NodeRow
 from engine.core.effects import Commit
 from engine.core.state import EngineState
 from engine.core.step import step
-from engine.store.rows import NODE_COLUMNS, intent_values, node_values
+from engine.store.rows import INTENT_COLUMNS, NODE_COLUMNS, intent_values, node_values
 
 __all__ = ["Mismatch", "ReplayError", "Replayed", "replay"]
 
 _PAGE = 2_000  # inputs read per query
 
-_INTENT_BIRTH = (
-    "client_order_id",
-    "intent_id",
-    "attempt",
-    "group_id",
-    "role",
-    "wave",
-    "symbol",
-    "side",
-    "qty",
-    "order_type",
-    "limit_price_paise",
-    "purpose",
-    "hedge_node_id",
-    "trigger_price_paise",
-    "ts_created_local_ns",
-    "cause_seq",
-    "rule",
-    "why_json",
-)
-_NODE_BIRTH = tuple(c for c in NODE_COLUMNS if c not in ("filled_qty", "status", "reason", "escalation_id"))
-_NODE_BIRTH = tuple(c for c in _NODE_BIRTH if c != "ts_updated_local_ns")
+# What an order and a node are born with (the columns no later step changes).
+_INTENT_CHANGING = {
+    "status",
+    "order_status",
+    "broker_order_id",
+    "filled_qty",
+    "fills_qty",
+    "reason",
+    "ts_ack_exchange_ms",
+    "ts_updated_local_ns",
+    "ts_triggered_exchange_ms",
+    "ts_cancel_requested_exchange_ms",
+}
+_INTENT_BIRTH = tuple(c for c in INTENT_COLUMNS if c not in _INTENT_CHANGING)
+_NODE_CHANGING = {"filled_qty", "status", "reason", "escalation_id", "ts_updated_local_ns"}
+_NODE_BIRTH = tuple(c for c in NODE_COLUMNS if c not in _NODE_CHANGING)
 
 # Append-only tables: the columns a step's batch writes, in its tuple order (engine.core.effects).
 _TABLES: dict[str, tuple[str, str]] = {
@@ -197,8 +192,6 @@ async def replay(
 
 def _freeze(state: EngineState) -> EngineState:
     """A copy of ``state`` the rest of a full replay will not change."""
-    import copy
-
     new_id = state.new_id
     state.new_id = _no_ids
     try:
@@ -282,7 +275,7 @@ def _check_rows(
         ids = [str(i) for i in json.loads(str(row[4]))]
     except (CodecError, ValueError) as exc:
         raise _Diverged(Mismatch(seq, f"the input row cannot be read: {exc}")) from None
-    if str(row[1]) != _kind(inp) or int(row[2]) != inp.now_ns:
+    if str(row[1]) != input_kind(inp) or int(row[2]) != inp.now_ns:
         raise _Diverged(Mismatch(seq, "the input row's kind or time disagrees with its body", row[1:3], inp))
     feed = iter(ids)
 
@@ -309,12 +302,6 @@ def _check_rows(
         theirs = journaled[table].get(seq, [])
         if mine.get(table, []) != theirs:
             raise _Diverged(Mismatch(seq, f"{table} rows caused by this input", theirs, mine.get(table, [])))
-
-
-def _kind(inp: Any) -> str:
-    from engine.audit.codec import input_kind
-
-    return input_kind(inp)
 
 
 def _rows_of(effects: list[Any]) -> dict[str, list[tuple[Any, ...]]]:
@@ -348,8 +335,6 @@ def _plain(value: Any) -> Any:
 
 async def _check_final(journal: JournalSource, state: EngineState) -> None:
     """At the end: every row the replayed engine holds is the row the journal holds now."""
-    from engine.store.rows import INTENT_COLUMNS
-
     cols = ",".join(INTENT_COLUMNS)
     for coid, row in sorted(state.book.intents.items()):
         found = await journal.fetch(f"SELECT {cols} FROM intents WHERE client_order_id=?", (coid,))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.audit.replay import replay
 from engine.catalog import load_catalog
 from engine.core.book import IntentRow
 from engine.core.commands import (
@@ -662,8 +663,6 @@ async def run_seed(
 async def audit_journal(path: Path) -> tuple[str, dict[str, int]]:
     """Replay a journal from its first checkpoint to its end: "" when it reproduces every
     effect, else what differs (and where); with how much was checked."""
-    from engine.audit.replay import replay
-
     journal = await Journal.open(path, inline=True)
     try:
         result = await replay(journal, full=True)

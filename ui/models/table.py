@@ -6,8 +6,10 @@ one ``dataChanged`` per call, whatever the number of rows (never one signal per 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+import csv
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -121,3 +123,13 @@ class KeyedTableModel(QAbstractTableModel, Generic[R]):
 
     def row_at(self, i: int) -> R:
         return self._rows[i]
+
+
+def export_csv(path: Path, columns: Sequence[Column[R]], rows: Sequence[R]) -> int:
+    """Write ``rows`` as the table shows them (a header of column titles). Returns how many."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow([c.title for c in columns])
+        for row in rows:
+            out.writerow([c.text(c.value(row)) for c in columns])
+    return len(rows)

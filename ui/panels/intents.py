@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from engine.core.model import IntentStatus
 from ui.models.columns import intent_columns
-from ui.models.table import ROW_ROLE, SORT_ROLE, KeyedTableModel
+from ui.models.table import ROW_ROLE, SORT_ROLE, KeyedTableModel, export_csv
 from ui.viewmodels.rows import IntentView
 
 
@@ -86,14 +85,7 @@ class IntentsPanel(QWidget):
 
     def export_csv(self, path: Path) -> int:
         """Write the rows the filters show, in view order. Returns how many were written."""
-        rows = self.visible_rows()
-        columns = self.model.columns
-        with path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow([c.title for c in columns])
-            for row in rows:
-                out.writerow([c.text(c.value(row)) for c in columns])
-        return len(rows)
+        return export_csv(path, self.model.columns, self.visible_rows())
 
     def _ask_export(self) -> None:
         dialog = QFileDialog(self, "Export intents", "intents.csv", "CSV files (*.csv)")

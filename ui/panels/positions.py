@@ -7,7 +7,6 @@ what is shown to CSV."""
 from __future__ import annotations
 
 import asyncio
-import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QLineEdit, QMenu, QTableView,
 from engine.core.instruments import Instrument
 from engine.store.report import pnl_of
 from ui.format import lots, pnl_colour, rupees
-from ui.models.table import ROW_ROLE, SORT_ROLE, Column, KeyedTableModel
+from ui.models.table import ROW_ROLE, SORT_ROLE, Column, KeyedTableModel, export_csv
 from ui.reader import JournalReader
 
 
@@ -197,14 +196,8 @@ class PositionsPanel(QWidget):
         return [self.proxy.index(r, 0).data(ROW_ROLE) for r in range(self.proxy.rowCount())]
 
     def export_csv(self, path: Path) -> int:
-        rows = self.visible_rows()
-        columns = self.model.columns
-        with path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow([c.title for c in columns])
-            for row in rows:
-                out.writerow([c.text(c.value(row)) for c in columns])
-        return len(rows)
+        """Write the rows the filters show, in view order. Returns how many were written."""
+        return export_csv(path, self.model.columns, self.visible_rows())
 
     def _menu(self, pos: QPoint) -> None:
         menu = QMenu(self.view)
