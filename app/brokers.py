@@ -8,6 +8,7 @@ from pathlib import Path
 
 from engine.broker.paper import PaperBroker
 from engine.broker.ws import BrokerUnavailable, WsBroker, parse_ws_url
+from engine.catalog import load_market_model
 from engine.core.instruments import Instrument
 from engine.paper.faults import profile_from_name
 from engine.runtime.lockstep import VirtualClock
@@ -44,6 +45,7 @@ async def open_paper_lockstep(
         auto_tick=False,
         local_clock_ms=clock.now_ms,
         manual_delivery=True,
+        market=load_market_model(),
     )
 
 
@@ -52,7 +54,9 @@ async def open_broker(
 ) -> PaperBroker | WsBroker:
     if url.startswith("paper:"):
         state = _paper_state(url)
-        return await PaperBroker.open(state, catalog, profile_from_name(faults, seed), seed=seed, auto_tick=auto_tick)
+        return await PaperBroker.open(
+            state, catalog, profile_from_name(faults, seed), seed=seed, auto_tick=auto_tick, market=load_market_model()
+        )
     if url.startswith("ws://"):
         # Faults and the seed belong to the exchange server (trading-desk exchange --faults/--seed).
         try:

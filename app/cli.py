@@ -18,13 +18,14 @@ from app.chaos import add_parser as add_chaos_parser
 from app.errors import UsageError
 from app.shared import journal_target
 from app.simulate import add_parser as add_simulate_parser
-from engine.catalog import load_catalog
+from engine.catalog import load_catalog, load_market_model
 from engine.core.book import IntentRow
 from engine.core.events import OrderSnapshot
 from engine.core.groups import GroupSpecError
 from engine.core.instruments import CatalogError, paise_to_str
 from engine.core.model import Role
 from engine.paper.faults import PRESETS
+from engine.paper.pricing import MarketModelError
 from engine.runtime import commands
 from engine.runtime.engine import Engine, EngineFailure
 from engine.runtime.state import Actor, CommandError, RoleError
@@ -104,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--seed", type=int, default=1)
     x.add_argument("--instruments", help="instrument catalog JSON (default: the bundled catalog)")
     x.add_argument("--script", help="misbehave as this JSON script says (docs/EXCHANGE_PROTOCOL.md, Scripts)")
+    x.add_argument(
+        "--market",
+        default="",
+        help="market model JSON: spots and option pricing (default: bundled; 'none': every price walks alone)",
+    )
     en = sub.add_parser("engine", help="run the one engine of a journal (no window); desks attach to it")
     en.add_argument("--db", required=True, help="journal file or postgresql:// URL")
     en.add_argument("--broker", required=True, help="paper:STATEFILE or ws://HOST:PORT")
@@ -382,11 +388,22 @@ async def _exchange(args: argparse.Namespace) -> int:
         script = server.load_script(Path(args.script), catalog) if args.script else None
     except ScriptError as exc:
         raise UsageError(str(exc)) from exc
+    try:
+        market = None if args.market == "none" else load_market_model(Path(args.market) if args.market else None)
+    except MarketModelError as exc:
+        raise UsageError(str(exc)) from exc
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     profile = profile_from_name(args.faults, args.seed)
     try:
         await server.run(
-            state, catalog, profile, port=args.port, seed=args.seed, profile_name=args.faults, script=script
+            state,
+            catalog,
+            profile,
+            port=args.port,
+            seed=args.seed,
+            profile_name=args.faults,
+            script=script,
+            market=market,
         )
     except PaperStateError as exc:
         raise UsageError(str(exc)) from exc

@@ -57,7 +57,7 @@ from ui.viewmodels.desk import Changes, Notice
 from ui.viewmodels.metrics import MetricsSampler
 from ui.viewmodels.rows import EscalationRow
 
-LAYOUT_VERSION = 3  # 2: the Positions panel; 3: the Option chain
+LAYOUT_VERSION = 4  # 2: the Positions panel; 3: the Option chain; 4: limit and trigger columns
 HALT_SHORTCUT = "Ctrl+Shift+H"
 
 

@@ -33,6 +33,7 @@ from engine.core.instruments import Instrument
 from engine.core.quotes import Quote
 from engine.paper.exchange import ExchangeCore, UnknownOrder
 from engine.paper.faults import PRESETS, DeliveryPlan, FaultProfile
+from engine.paper.pricing import MarketModel
 from engine.paper.state import PaperStateStore, open_state
 
 __all__ = ["PaperBroker", "UnknownOrder"]
@@ -95,6 +96,7 @@ class PaperBroker:
         auto_tick: bool = True,
         local_clock_ms: Callable[[], int] | None = None,
         manual_delivery: bool = False,
+        market: MarketModel | None = None,
     ) -> PaperBroker:
         """Open the exchange on ``state_path``, resuming its saved state if there is one.
 
@@ -104,11 +106,17 @@ class PaperBroker:
         ``local_clock_ms`` (default: the event loop's clock) times the fault scheduler's delays;
         with ``manual_delivery`` no task delivers events: the caller takes them with
         ``deliver_due()``. A virtual clock and manual delivery make a seeded run replay exactly.
+        ``market`` (engine.paper.pricing) gives the underlyings spot prices and prices the options
+        from them; a resumed exchange keeps the model it was saved with.
         """
         store = await open_state(state_path)
         try:
             saved = await store.load()
-            core = ExchangeCore(catalog, seed) if saved is None else ExchangeCore.from_state(catalog, saved)
+            core = (
+                ExchangeCore(catalog, seed, market=market)
+                if saved is None
+                else ExchangeCore.from_state(catalog, saved, market=market)
+            )
         except BaseException:
             await store.close()
             raise
@@ -185,8 +193,9 @@ class PaperBroker:
     def quotes(self, symbols: Sequence[str]) -> AsyncIterator[Quote]:
         """Quotes of ``symbols`` from the exchange's own book and price process (so they agree
         with how orders fill): each symbol's current quote at once, then one whenever its book
-        or price changes (after a step, a fill, a cancel), until close()."""
-        unknown = sorted(set(symbols) - set(self.core.catalog))
+        or price changes (after a step, a fill, a cancel), until close(). An underlying the market
+        model prices (NIFTY) quotes its spot."""
+        unknown = sorted(s for s in set(symbols) if not self.core.quotable(s))
         if unknown:
             raise ValueError(f"no such instrument: {', '.join(unknown)}")
         return self._quotes(tuple(dict.fromkeys(symbols)))

@@ -12,6 +12,11 @@ Averages are kept as an exact fraction (total cost over units), so nothing round
 shown: realised P&L is exact; the average price and unrealised P&L are rounded to the paisa
 (half away from zero) only in the output.
 
+The day's P&L is the desk's total P&L now less its total P&L at the start of the day (00:00 IST):
+what was realised before it plus the positions then open, marked at the newest mark before it
+(the previous close). It is unknown (None) when a position was open at the day's start with no
+mark before it.
+
 Per group: the credit received is what its RISK-leg sells took in less what its HEDGE-leg buys
 paid (exit and stop orders included, so a closed group's credit is net of buying back), its
 realised and unrealised P&L are the sums over its own fills, per symbol, by the same method.
@@ -23,7 +28,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-__all__ = ["Fill", "Mark", "Position", "book_pnl", "mark_price", "round_half_away"]
+__all__ = ["Fill", "Mark", "Position", "book_pnl", "day_start_ms", "mark_price", "round_half_away"]
+
+IST_OFFSET_MS = (5 * 60 + 30) * 60 * 1000
+DAY_MS = 24 * 3600 * 1000
+
+
+def day_start_ms(now_ms: int) -> int:
+    """00:00 IST of the day ``now_ms`` falls in (India has no daylight saving)."""
+    return (now_ms + IST_OFFSET_MS) // DAY_MS * DAY_MS - IST_OFFSET_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +47,7 @@ class Fill:
     price_paise: int
     group_id: str = ""
     role: str = ""  # HEDGE or RISK
+    ts_exchange_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +147,21 @@ def _sum_or_none(values: Iterable[Fraction | None]) -> Fraction | None:
     return total
 
 
-def book_pnl(fills: list[Fill], marks: Mapping[str, Mark]) -> dict[str, object]:
-    """``journal --json``'s ``pnl``: per symbol, per group and desk totals (all in paise)."""
+def _total(positions: Mapping[str, Position], marks: Mapping[str, Mark]) -> Fraction | None:
+    realised = sum((p.realised for p in positions.values()), Fraction(0))
+    unrealised = _sum_or_none(p.unrealised(mark_price(marks.get(s))) for s, p in positions.items())
+    return None if unrealised is None else realised + unrealised
+
+
+def book_pnl(
+    fills: list[Fill],
+    marks: Mapping[str, Mark],
+    *,
+    day_start: int | None = None,
+    marks_at_day_start: Mapping[str, Mark] | None = None,
+) -> dict[str, object]:
+    """``journal --json``'s ``pnl``: per symbol, per group and desk totals (all in paise); with
+    ``day_start`` (ms) and the newest marks before it, the desk's day's P&L too."""
     symbols = _positions(fills)
     per_symbol = {s: p.to_json(mark_price(marks.get(s))) for s, p in sorted(symbols.items())}
     groups: dict[str, list[Fill]] = {}
@@ -162,6 +189,11 @@ def book_pnl(fills: list[Fill], marks: Mapping[str, Mark]) -> dict[str, object]:
         }
     realised_all = sum((p.realised for p in symbols.values()), Fraction(0))
     unrealised_all = _sum_or_none(p.unrealised(mark_price(marks.get(s))) for s, p in symbols.items())
+    day: int | None = None
+    if day_start is not None:
+        then = _total(_positions(f for f in fills if f.ts_exchange_ms < day_start), marks_at_day_start or {})
+        now = _total(symbols, marks)
+        day = None if then is None or now is None else round_half_away(now - then)
     return {
         "method": "average cost, in paise, fills in journal order; mark = last price, else mid",
         "symbols": per_symbol,
@@ -171,5 +203,7 @@ def book_pnl(fills: list[Fill], marks: Mapping[str, Mark]) -> dict[str, object]:
             "unrealised_paise": None if unrealised_all is None else round_half_away(unrealised_all),
             "total_paise": None if unrealised_all is None else round_half_away(realised_all + unrealised_all),
             "credit_received_paise": sum(int(str(g["credit_received_paise"])) for g in per_group.values()),
+            "day_paise": day,
+            "day_start_ms": day_start,
         },
     }

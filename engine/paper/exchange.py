@@ -8,6 +8,10 @@ Market model, per instrument: a seeded random walk of the last price (never belo
 book of ``depth_levels`` levels per side, one tick apart, each holding ``depth_lots_per_level`` lots.
 Liquidity an order takes is gone until the next ``step()``, which refills every level; so a thin
 book fills a large MARKET order only partly, and the remainder is cancelled (IOC), as on NSE.
+
+With a market model (``engine.paper.pricing``), each underlying it names has a spot price of its
+own and the options on it are priced from that spot by Black–Scholes instead of walking alone.
+Every quote carries the day's open: the price at the first step of the exchange's (IST) day.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import random
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from engine.core.events import (
@@ -34,6 +39,7 @@ from engine.core.events import (
 from engine.core.instruments import Instrument, round_to_tick
 from engine.core.model import TERMINAL_ORDER_STATUSES, OrderStatus, OrderType, Side
 from engine.core.quotes import Quote
+from engine.paper.pricing import IST, MarketModel, Pricing
 
 STATE_VERSION = 1
 MARKET_REMAINDER_REASON = "market order remainder cancelled: insufficient depth"
@@ -136,8 +142,16 @@ def _within_limit(side: Side, price: int, limit: int) -> bool:
 class ExchangeCore:
     """The matching core. See the module docstring for the market model."""
 
-    def __init__(self, catalog: Mapping[str, Instrument], seed: int, *, cancel_latency_steps: int = 0):
+    def __init__(
+        self,
+        catalog: Mapping[str, Instrument],
+        seed: int,
+        *,
+        cancel_latency_steps: int = 0,
+        market: MarketModel | None = None,
+    ):
         self.catalog = dict(catalog)
+        self.pricing = None if market is None else Pricing(market, seed)
         self.seed = seed
         self.cancel_latency_steps = cancel_latency_steps
         self._markets = {sym: self._fresh_market(inst) for sym, inst in sorted(self.catalog.items())}
@@ -146,6 +160,8 @@ class ExchangeCore:
         self._order_seq = 0
         self._trade_seq = 0
         self._last_qty: dict[str, int] = {}  # symbol -> qty of its last trade (quotes only)
+        self._opens: dict[str, int] = {}  # symbol or underlying -> price at the day's first step
+        self._open_day: int | None = None  # the IST day (ordinal) the opens belong to
         self.steps = 0
 
     def _fresh_market(self, inst: Instrument) -> _Market:
@@ -197,9 +213,17 @@ class ExchangeCore:
     def step(self, now_ms: int) -> list[BrokerEvent]:
         """Advance every price one step, refill depth, match resting orders, finish pending cancels."""
         self.steps += 1
+        pricing = self.pricing
+        if pricing is not None:
+            pricing.advance(now_ms)
         for market in self._markets.values():
-            market.walk()
+            if pricing is not None and pricing.priced(market.inst):
+                price = pricing.model_price(market.inst, now_ms) + pricing.offsets.get(market.inst.symbol, 0)
+                market.price = max(market.inst.tick_paise, price)
+            else:
+                market.walk()
             market.refill()
+        self._note_open(now_ms)
         events: list[BrokerEvent] = []
         for order in [o for o in self._orders.values() if o.live and o.symbol in self._markets]:
             events += self._step_order(order, now_ms)
@@ -238,9 +262,21 @@ class ExchangeCore:
         market = self._market(symbol)
         return market.best_bid(), market.best_ask()
 
+    def quotable(self, symbol: str) -> bool:
+        """A catalog symbol, or an underlying the market model prices (its spot)."""
+        return symbol in self._markets or (self.pricing is not None and symbol in self.pricing.spots)
+
+    def spot(self, underlying: str) -> int | None:
+        """The underlying's spot in paise (None without a market model that names it)."""
+        return None if self.pricing is None else self.pricing.spot_paise(underlying)
+
     def quote(self, symbol: str, now_ms: int) -> Quote:
         """The book as an order would meet it now: the best levels and what is left on them,
-        and the market's last price (the model's, which is where it trades)."""
+        and the market's last price (the model's, which is where it trades). For an underlying
+        the market model prices, its spot (bid = ask = last, nothing to trade)."""
+        spot = self.spot(symbol)
+        if spot is not None:
+            return Quote(symbol, spot, spot, 0, 0, spot, 0, now_ms, self._opens.get(symbol))
         market = self._market(symbol)
         return Quote(
             symbol,
@@ -251,7 +287,21 @@ class ExchangeCore:
             market.price,
             self._last_qty.get(symbol, 0),
             now_ms,
+            self._opens.get(symbol),
         )
+
+    def _note_open(self, now_ms: int) -> None:
+        """At the first step of each IST day, every price (and spot) is that day's open."""
+        day = datetime.fromtimestamp(now_ms / 1000, IST).toordinal()
+        if day == self._open_day:
+            return
+        self._open_day = day
+        self._opens = {sym: m.price for sym, m in self._markets.items()}
+        if self.pricing is not None:
+            for name in self.pricing.spots:
+                spot = self.pricing.spot_paise(name)
+                if spot is not None:
+                    self._opens[name] = spot
 
     # --- run-time market controls (operators and tests) -----------------------------------------
 
@@ -266,11 +316,24 @@ class ExchangeCore:
             market.refill()
 
     def set_price(self, symbol: str, price_paise: int) -> None:
-        """Move the last price, e.g. to gap through a stop; the walk continues from there."""
+        """Move the last price, e.g. to gap through a stop; the walk continues from there (a
+        priced option keeps the gap as an offset from its model price)."""
         market = self._market(symbol)
         if price_paise <= 0 or price_paise % market.inst.tick_paise:
             raise ValueError(f"price {price_paise} paise is not a positive multiple of the tick")
+        pricing = self.pricing
+        if pricing is not None and pricing.priced(market.inst) and pricing.last_ms is not None:
+            model = pricing.model_price(market.inst, pricing.last_ms)
+            pricing.offsets[symbol] = price_paise - model
         market.price = price_paise
+
+    def set_spot(self, underlying: str, spot_paise: int) -> None:
+        """Move an underlying's spot (its options follow at the next step)."""
+        if self.pricing is None or underlying not in self.pricing.spots:
+            raise KeyError(f"no spot price for {underlying}: the market model does not name it")
+        if spot_paise <= 0:
+            raise ValueError(f"spot {spot_paise} paise must be positive")
+        self.pricing.spots[underlying].value = float(spot_paise)
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -415,6 +478,9 @@ class ExchangeCore:
             "trade_seq": self._trade_seq,
             "cancel_latency_steps": self.cancel_latency_steps,
             "markets": {sym: _market_to_state(m) for sym, m in self._markets.items()},
+            "opens": dict(self._opens),
+            "open_day": self._open_day,
+            "pricing": None if self.pricing is None else self.pricing.to_state(),
         }
 
     def orders_state(self, broker_order_ids: Iterable[str]) -> list[dict[str, Any]]:
@@ -425,11 +491,18 @@ class ExchangeCore:
         return [o.broker_order_id for o in self._orders.values() if o.live]
 
     @classmethod
-    def from_state(cls, catalog: Mapping[str, Instrument], state: Mapping[str, Any]) -> ExchangeCore:
-        """Rebuild a core from ``to_state()``. Symbols new to the catalog start fresh."""
+    def from_state(
+        cls, catalog: Mapping[str, Instrument], state: Mapping[str, Any], *, market: MarketModel | None = None
+    ) -> ExchangeCore:
+        """Rebuild a core from ``to_state()``. Symbols new to the catalog start fresh. A saved
+        market model resumes as it was; ``market`` prices an exchange that was saved without one."""
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported paper exchange state version {state.get('version')!r}")
-        core = cls(catalog, int(state["seed"]), cancel_latency_steps=int(state["cancel_latency_steps"]))
+        core = cls(catalog, int(state["seed"]), cancel_latency_steps=int(state["cancel_latency_steps"]), market=market)
+        if state.get("pricing") is not None:
+            core.pricing = Pricing.from_state(state["pricing"])
+        core._opens = {str(k): int(v) for k, v in state.get("opens", {}).items()}
+        core._open_day = None if state.get("open_day") is None else int(state["open_day"])
         core.steps = int(state["steps"])
         core._order_seq = int(state["order_seq"])
         core._trade_seq = int(state["trade_seq"])

@@ -221,9 +221,10 @@ def _decode(obj: dict[str, Any], req_id: ReqId, symbols: Mapping[str, object]) -
         if not isinstance(wanted, list) or len(wanted) > MAX_QUOTE_SYMBOLS:
             raise _Bad(BAD_FIELD, f"field 'symbols' must be a list of at most {MAX_QUOTE_SYMBOLS} symbols")
         for symbol in wanted:
-            if not isinstance(symbol, str) or symbol not in symbols:
+            # not checked against the catalog: the venue quotes what it can (spots too) and names the rest
+            if not isinstance(symbol, str) or not symbol or len(symbol) > MAX_ID_CHARS:
                 shown = symbol if isinstance(symbol, str) and len(symbol) <= MAX_ID_CHARS else type(symbol).__name__
-                raise _Bad(UNKNOWN_SYMBOL, f"unknown symbol {shown!r}")
+                raise _Bad(BAD_FIELD, f"field 'symbols' holds {shown!r}, not a symbol")
         return SubscribeQuotes(req_id, tuple(dict.fromkeys(wanted)))
     if kind is None:
         raise _Bad(UNKNOWN_TYPE, f"message has no 'type'; expected one of {', '.join(REQUEST_TYPES)}")
@@ -383,6 +384,7 @@ def quote_to_dict(q: Quote) -> dict[str, Any]:
         "last_paise": q.last_paise,
         "last_qty": q.last_qty,
         "ts_exchange_ms": q.ts_exchange_ms,
+        "open_paise": q.open_paise,
     }
 
 
@@ -399,4 +401,10 @@ def quote_from_dict(obj: Mapping[str, Any]) -> Quote:
         value = obj[name]
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_SEQ):
             raise ValueError(f"quote for {symbol}: {name} {value!r} is not an integer")
-    return Quote(symbol, *(obj[name] for name in fields[1:]))
+    open_paise = obj.get("open_paise")  # optional: older servers do not send it
+    if open_paise is not None and (
+        not isinstance(open_paise, int) or isinstance(open_paise, bool) or abs(open_paise) > MAX_SEQ
+    ):
+        raise ValueError(f"quote for {symbol}: open_paise {open_paise!r} is not an integer")
+    bid, ask, bid_qty, ask_qty, last, last_qty, ts = (obj[name] for name in fields[1:])
+    return Quote(symbol, bid, ask, bid_qty, ask_qty, last, last_qty, ts, open_paise)

@@ -48,6 +48,7 @@ from engine.core.instruments import Instrument
 from engine.paper import protocol as proto
 from engine.paper.exchange import UnknownOrder
 from engine.paper.faults import DeliveryPlan, FaultProfile, FaultStats
+from engine.paper.pricing import MarketModel
 from engine.paper.script import (
     Answer,
     ClockStep,
@@ -207,6 +208,7 @@ class ExchangeServer:
         seed: int = 1,
         tick_interval_ms: int = 50,
         script: Script | None = None,
+        market: MarketModel | None = None,
     ) -> ExchangeServer:
         """Open (or resume) the exchange on ``state_path``. Raises PaperStateError naming the file.
         ``script``: rules to misbehave by (``engine.paper.script``; ``load_script`` reads a file)."""
@@ -214,7 +216,13 @@ class ExchangeServer:
         # The venue draws only the random rejects; delivery faults and lost acks happen per connection.
         venue_faults = FaultProfile(seed=profile.seed, reject_rate=profile.reject_rate)
         venue = await PaperBroker.open(
-            state_path, dict(catalog), venue_faults, seed=seed, exchange_clock=clock, tick_interval_ms=tick_interval_ms
+            state_path,
+            dict(catalog),
+            venue_faults,
+            seed=seed,
+            exchange_clock=clock,
+            tick_interval_ms=tick_interval_ms,
+            market=market,
         )
         try:
             reader = await aiosqlite.connect(f"file:{state_path}?mode=ro", uri=True)
@@ -570,13 +578,16 @@ class ExchangeServer:
     def _subscribe_quotes(self, conn: _Connection, request: proto.SubscribeQuotes) -> dict[str, Any]:
         """Stream ``quote`` messages for these symbols (from the venue's book and price process),
         replacing this connection's previous quote stream. Quotes are not journaled or replayed:
-        a (re)subscription starts with the current quote of each symbol."""
+        a (re)subscription starts with the current quote of each symbol. Symbols the venue cannot
+        quote are named in the reply's ``unknown`` and left out; the rest stream."""
         if conn.quotes is not None:
             conn.quotes.cancel()
             conn.quotes = None
-        if request.symbols:
-            conn.quotes = asyncio.create_task(self._quote_forever(conn, request.symbols), name=f"quotes-{conn.number}")
-        return {"type": "quotes_subscribed", "req_id": request.req_id, "symbols": list(request.symbols)}
+        known = tuple(s for s in request.symbols if self.venue.core.quotable(s))
+        unknown = [s for s in request.symbols if s not in known]
+        if known:
+            conn.quotes = asyncio.create_task(self._quote_forever(conn, known), name=f"quotes-{conn.number}")
+        return {"type": "quotes_subscribed", "req_id": request.req_id, "symbols": list(known), "unknown": unknown}
 
     async def _quote_forever(self, conn: _Connection, symbols: tuple[str, ...]) -> None:
         async for quote in self.venue.quotes(symbols):
@@ -730,9 +741,10 @@ async def run(
     profile_name: str,
     host: str = "127.0.0.1",
     script: Script | None = None,
+    market: MarketModel | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then save and exit. Prints one line once listening."""
-    server = await ExchangeServer.open(state_path, catalog, profile, seed=seed, script=script)
+    server = await ExchangeServer.open(state_path, catalog, profile, seed=seed, script=script, market=market)
     try:
         bound = await server.start(host, port)
         rules = "" if script is None else f" script {len(script.rules)} rule(s)"

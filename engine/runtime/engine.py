@@ -118,6 +118,7 @@ class Engine:
         self._marks_at = 0  # local ns of the last look for marks due
         self._mark_symbols: tuple[int, list[str]] = (0, [])
         self._watched: set[str] = set()  # symbols a desk shows quotes of (display only)
+        self._unquoted: set[str] = set()  # watched names (an index's spot) this broker refused to quote
         self.failure: BaseException | None = None
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -407,7 +408,7 @@ class Engine:
         return self.quotes.get(symbol)
 
     def _quote_symbols(self) -> list[str]:
-        return sorted(set(self.mark_symbols()) | self._watched)
+        return sorted((set(self.mark_symbols()) | self._watched) - self._unquoted)
 
     async def _pump_quotes(self) -> None:
         """Keep a quote stream on the symbols open groups trade and desks watch (resubscribed
@@ -428,6 +429,12 @@ class Engine:
                 reader.cancel()
                 results = await asyncio.gather(reader, return_exceptions=True)
             problem = results[0]
+            extra = sorted(set(symbols) - set(self.catalog))
+            if isinstance(problem, ValueError) and extra:
+                # a spot (NIFTY) this broker does not quote: stream the instruments without it
+                self._unquoted |= set(extra)
+                log.info("the broker quotes no %s: %s", ", ".join(extra), _why(problem))
+                continue
             if isinstance(problem, Exception):  # no quotes from this broker now: marks wait, trading goes on
                 log.warning("quotes for %d symbols: %s", len(symbols), _why(problem))
             if ended:

@@ -3,15 +3,16 @@ contract read by scripts and the chaos harness: add freely, rename only on purpo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from engine.audit.source import JournalSource
 from engine.core.instruments import paise_to_str
-from engine.core.pnl import Fill, Mark, book_pnl, mark_price
+from engine.core.pnl import Fill, Mark, book_pnl, day_start_ms, mark_price
 from engine.store.journal import Journal
 
 
-async def journal_document(journal: Journal) -> dict[str, Any]:
+async def journal_document(journal: Journal, *, now_ms: int | None = None) -> dict[str, Any]:
     legs = {(g, role): qty for g, role, qty in await journal.fetch("SELECT group_id, role, qty FROM legs")}
     groups = [
         {
@@ -125,10 +126,20 @@ async def journal_document(journal: Journal) -> dict[str, Any]:
         },
         "pnl": book_pnl(
             [
-                Fill(f["symbol"], f["side"], f["qty"], f["price_paise"], f["group_id"] or "", f["role"] or "")
+                Fill(
+                    f["symbol"],
+                    f["side"],
+                    f["qty"],
+                    f["price_paise"],
+                    f["group_id"] or "",
+                    f["role"] or "",
+                    f["ts_exchange_ms"],
+                )
                 for f in fills
             ],
             marks,
+            day_start=(start := day_start_ms(now_ms if now_ms is not None else _wall_ms())),
+            marks_at_day_start=await latest_marks(journal, before_ms=start),
         ),
         "escalations": escalations,
         "duplicate_events": await journal.counter("duplicate_events"),
@@ -144,20 +155,33 @@ async def positions(journal: Journal) -> dict[str, int]:
     return {str(s): int(q) for s, q in rows if q}
 
 
-async def latest_marks(journal: JournalSource) -> dict[str, Mark]:
-    """The newest journaled mark of each symbol."""
+async def latest_marks(journal: JournalSource, *, before_ms: int | None = None) -> dict[str, Mark]:
+    """The newest journaled mark of each symbol (with ``before_ms``: the newest stamped by the
+    exchange before then, i.e. the previous close)."""
+    where, params = ("", ()) if before_ms is None else (" WHERE ts_exchange_ms < ?", (before_ms,))
     rows = await journal.fetch(
         "SELECT m.symbol, m.bid_paise, m.ask_paise, m.last_paise, m.ts_exchange_ms FROM marks m"
-        " JOIN (SELECT symbol, MAX(id) AS id FROM marks GROUP BY symbol) newest ON newest.id=m.id ORDER BY m.symbol"
+        f" JOIN (SELECT symbol, MAX(id) AS id FROM marks{where} GROUP BY symbol) newest ON newest.id=m.id"
+        " ORDER BY m.symbol",
+        params,
     )
     return {str(s): Mark(str(s), b, a, last, int(ts)) for s, b, a, last, ts in rows}
 
 
-async def pnl_of(source: JournalSource) -> dict[str, Any]:
-    """``journal --json``'s ``pnl`` alone, from any reader of the journal (a desk's included)."""
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def pnl_of(source: JournalSource, *, now_ms: int | None = None) -> dict[str, Any]:
+    """``journal --json``'s ``pnl`` alone, from any reader of the journal (a desk's included);
+    the day is the IST day of ``now_ms`` (default: the wall clock)."""
     rows = await source.fetch(
-        "SELECT f.symbol, f.side, f.qty, f.price_paise, i.group_id, i.role FROM fills f"
+        "SELECT f.symbol, f.side, f.qty, f.price_paise, i.group_id, i.role, f.ts_exchange_ms FROM fills f"
         " LEFT JOIN intents i ON i.client_order_id=f.client_order_id ORDER BY f.rowid"
     )
-    fills = [Fill(str(s), str(side), int(q), int(p), str(g or ""), str(r or "")) for s, side, q, p, g, r in rows]
-    return book_pnl(fills, await latest_marks(source))
+    fills = [
+        Fill(str(s), str(side), int(q), int(p), str(g or ""), str(r or ""), int(ts)) for s, side, q, p, g, r, ts in rows
+    ]
+    start = day_start_ms(now_ms if now_ms is not None else _wall_ms())
+    before = await latest_marks(source, before_ms=start)
+    return book_pnl(fills, await latest_marks(source), day_start=start, marks_at_day_start=before)

@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from engine.core.commands import CloseGroup
-from engine.core.pnl import Fill, Position, book_pnl, round_half_away
+from engine.core.pnl import Fill, Mark, Position, book_pnl, day_start_ms, round_half_away
 from tests.runtime.harness import TRADER, Harness, group
 
 HEDGE = "NIFTY26DEC24200CE"
@@ -111,3 +111,29 @@ def test_average_cost_through_a_reversal_and_an_unmarked_position() -> None:
     doc = book_pnl([Fill("X", "BUY", 75, 101, "G", "HEDGE"), Fill("Y", "SELL", 75, 99, "G", "RISK")], {})
     assert doc["desk"]["unrealised_paise"] is None, "no mark: unknown, never guessed"  # type: ignore[index]
     assert doc["groups"]["G"]["credit_received_paise"] == 75 * 99 - 75 * 101  # type: ignore[index]
+
+
+def test_the_days_pnl_counts_from_the_previous_close() -> None:
+    day = day_start_ms(1_796_235_246_226)  # 2026-12-02 in IST
+    assert day % 1000 == 0 and (day + 19_800_000) % 86_400_000 == 0  # 00:00 IST is 18:30 UTC
+    assert day_start_ms(day) == day and day_start_ms(day - 1) == day - 86_400_000
+    yesterday, today = day - 3_600_000, day + 3_600_000
+    fills = [
+        Fill("X", "BUY", 100, 1_000, "G", "HEDGE", yesterday),  # carried overnight
+        Fill("Y", "BUY", 50, 2_000, "G", "HEDGE", yesterday),
+        Fill("Y", "SELL", 50, 2_100, "G", "HEDGE", yesterday),  # +5,000 realised yesterday
+        Fill("X", "SELL", 40, 1_250, "G", "HEDGE", today),  # sells 40 of the carried 100 today
+    ]
+    close = {"X": Mark("X", None, None, 1_200, yesterday)}
+    now = {"X": Mark("X", None, None, 1_300, today)}
+    doc = book_pnl(fills, now, day_start=day, marks_at_day_start=close)
+    desk = doc["desk"]
+    # today: the 100 carried at the close (1,200) -> 40 sold at 1,250 (+2,000), 60 held at 1,300 (+6,000)
+    assert desk["day_paise"] == 40 * (1_250 - 1_200) + 60 * (1_300 - 1_200)  # type: ignore[index]
+    # total since inception: 5,000 + 40 x 250 + 60 x 300
+    assert desk["total_paise"] == 5_000 + 40 * 250 + 60 * 300  # type: ignore[index]
+    # a position carried with no mark before the day: the day's P&L is unknown, not guessed
+    assert book_pnl(fills, now, day_start=day, marks_at_day_start={})["desk"]["day_paise"] is None  # type: ignore[index]
+    # nothing carried: the day's P&L is the whole P&L of today's trades
+    only_today = [Fill("X", "BUY", 10, 1_000, ts_exchange_ms=today)]
+    assert book_pnl(only_today, now, day_start=day, marks_at_day_start={})["desk"]["day_paise"] == 3_000  # type: ignore[index]

@@ -3,8 +3,12 @@ or an ask opens the launch dialog with that spread filled in."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from engine.catalog import load_market_model
 from tests.ui.conftest import DeskHarness, until
 from ui.dialogs.launch import LaunchDialog
+from ui.format import rupees
 from ui.panels.chain import ATM_COLOUR
 
 
@@ -59,3 +63,47 @@ async def test_the_chain_shows_moving_quotes_and_a_click_fills_the_launch_dialog
     assert dialog.template.currentText() == "bull put spread"
     assert (dialog.risk_strike.currentText(), dialog.hedge_strike.currentText()) == ("24000", "23900")
     dialog.reject()
+
+
+async def test_the_chain_follows_the_underlyings_spot(desk: DeskHarness) -> None:
+    broker = await desk.open_broker(market=load_market_model())
+    await broker.step()  # the exchange's first step: the day's open
+    window = await desk.open()
+    chain = window.chain
+    chain.underlying.setCurrentText("NIFTY")
+
+    def spot_shown(paise: int) -> Callable[[], bool]:
+        def check() -> bool:
+            chain.refresh()
+            return chain.spot_label.text().startswith(f"spot {rupees(paise)}")
+
+        return check
+
+    spot = broker.core.spot("NIFTY")
+    assert spot is not None
+    await until(spot_shown(spot), what="the broker's spot, not the margin model's reference")
+
+    def calls_quoted() -> bool:
+        chain.refresh()
+        return all(r.ce_quote is not None for r in chain.model.rows() if r.ce)
+
+    await until(calls_quoted, what="every call quoted")
+    opened = {r.strike: r.ce_quote for r in chain.model.rows()}
+    # NIFTY rallies 250 points: every call rises, the ATM strike moves up with it
+    broker.core.set_spot("NIFTY", spot + 25_000)
+    await broker.step()
+    moved = broker.core.spot("NIFTY")
+    assert moved is not None and moved > spot + 20_000
+    await until(spot_shown(moved), what="the new spot")
+    (atm,) = [r for r in chain.model.rows() if r.atm]
+    assert atm.strike == min((r.strike for r in chain.model.rows()), key=lambda k: abs(k * 100 - moved))
+    change = [c.title for c in chain.model.columns].index("CE chg")
+    for i, r in enumerate(chain.model.rows()):
+        if r.ce is None:
+            continue  # a strike listed with a put only
+        before = opened[r.strike]
+        assert r.ce_quote is not None and before is not None and r.ce_quote.last_paise is not None
+        assert before.last_paise is not None and r.ce_quote.last_paise > before.last_paise, r.strike
+        assert r.ce_quote.open_paise == before.last_paise  # the open is the first step's price
+        shown = chain.model.data(chain.model.index(i, change))
+        assert shown == rupees(r.ce_quote.last_paise - r.ce_quote.open_paise, signed=True)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from engine.core.groups import GroupSpec, GroupSpecError, parse_group
 from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel, MarginModelError, group_margin_paise
-from engine.core.quotes import Quote
+from engine.core.quotes import Quote, spot_of
 from engine.core.slicing import slice_qty
 from engine.core.spread import SpreadFigures, payoff_paise, spread_figures
 from engine.core.stoploss import stop_limit_price_paise
@@ -261,7 +261,7 @@ class LaunchDialog(QDialog):
         self.spec = spec
         self.preview.setText(text)
         self.send.setEnabled(True)
-        self.watch([leg.symbol for leg in spec.legs])
+        self.watch([self.catalog[spec.risk.symbol].underlying, *(leg.symbol for leg in spec.legs)])
         self.update_costs()
 
     def update_costs(self) -> None:
@@ -275,7 +275,7 @@ class LaunchDialog(QDialog):
         quotes = {leg.symbol: q for leg in spec.legs if (q := self.quote(leg.symbol)) is not None}
         figures = self.figures = spread_figures(spec, self.catalog, quotes)
         self.costs.setText(figures_text(spec, figures))
-        spot = self.margin.underlying_ref_paise.get(self.catalog[spec.risk.symbol].underlying)
+        spot = spot_of(self.catalog[spec.risk.symbol].underlying, self.quote, self.margin.underlying_ref_paise)
         if spot is not None:
             self.spot_line.setValue(spot / 100)
         if figures.net_credit_paise is None:

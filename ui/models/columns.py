@@ -117,6 +117,8 @@ def intent_columns() -> list[Column[IntentView]]:
         Column("Filled", lambda r: r.filled_qty, align_right=True),
         Column("Symbol", lambda r: r.symbol),
         Column("Type", lambda r: r.order_type),
+        Column("Limit", lambda r: r.limit_paise, _money, align_right=True),
+        Column("Trigger", lambda r: r.trigger_paise, _money, align_right=True),
         Column("Status", lambda r: r.status, background=lambda r: INTENT_STATUS_COLOURS.get(r.status)),
         Column("Order status", lambda r: r.order_status),
         Column("Broker order id", lambda r: r.broker_order_id),
@@ -137,6 +139,10 @@ def escalation_columns() -> list[Column[EscalationRow]]:
         Column("Handled by", lambda r: r.handled_by),
         Column("Reason", lambda r: r.reason),
     ]
+
+
+def _money(v: object) -> str:
+    return "" if v is None else rupees(int(str(v)))
 
 
 def _opt(v: object) -> str:

@@ -16,7 +16,7 @@ from PySide6.QtCore import QModelIndex, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
 from engine.core.instruments import Instrument
-from engine.core.quotes import Quote
+from engine.core.quotes import Quote, spot_of
 from ui.format import LOSS, PROFIT, expiry_of, rupees
 from ui.models.table import ROW_ROLE, Column, KeyedTableModel
 
@@ -30,13 +30,20 @@ class ChainRow:
     pe: str | None
     ce_quote: Quote | None
     pe_quote: Quote | None
-    ce_open: int | None  # paise: where the session opened (the exchange starts at the catalog price)
+    ce_open: int | None  # paise: the day's open (the quote's, else the catalog's start price)
     pe_open: int | None
     atm: bool
 
     @property
     def key(self) -> int:
         return self.strike
+
+
+def _open(inst: Instrument | None, quote: Callable[[str], Quote | None]) -> int | None:
+    if inst is None:
+        return None
+    q = quote(inst.symbol)
+    return q.open_paise if q is not None and q.open_paise is not None else inst.start_price_paise
 
 
 def _change(q: Quote | None, open_paise: int | None) -> int | None:
@@ -145,7 +152,7 @@ class ChainPanel(QWidget):
         self.expiry.clear()
         self.expiry.addItems(sorted({expiry_of(i.symbol) for i in self.catalog.values() if i.underlying == u} - {""}))
         self.expiry.blockSignals(False)
-        self.watch([i.symbol for i in self._options()])
+        self.watch([u, *(i.symbol for i in self._options())])  # the underlying: its spot, where a broker quotes it
         self.refresh()
 
     def refresh(self) -> None:
@@ -153,7 +160,7 @@ class ChainPanel(QWidget):
         by_strike: dict[int, dict[str, Instrument]] = {}
         for inst in options:
             by_strike.setdefault(inst.strike_paise // 100, {})[inst.option_type] = inst
-        spot = self.spot.get(self.underlying.currentText())
+        spot = spot_of(self.underlying.currentText(), self.quote, self.spot)
         atm = min(by_strike, key=lambda k: abs(k * 100 - spot)) if spot is not None and by_strike else None
         self.spot_label.setText("" if spot is None else f"spot {rupees(spot)} · ATM {atm}")
         rows = []
@@ -166,8 +173,8 @@ class ChainPanel(QWidget):
                     pe.symbol if pe else None,
                     self.quote(ce.symbol) if ce else None,
                     self.quote(pe.symbol) if pe else None,
-                    ce.start_price_paise if ce else None,
-                    pe.start_price_paise if pe else None,
+                    _open(ce, self.quote),
+                    _open(pe, self.quote),
                     strike == atm,
                 )
             )

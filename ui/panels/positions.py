@@ -180,7 +180,8 @@ class PositionsPanel(QWidget):
             self.groups = dict(pnl["groups"])
             d = self.desk = dict(pnl["desk"])
             self.totals.setText(
-                f"<b>Desk P&amp;L {rupees(d['total_paise'], signed=True)}</b> · realised "
+                f"<b>Desk P&amp;L {rupees(d['total_paise'], signed=True)}</b> · today"
+                f" {rupees(d.get('day_paise'), signed=True)} · realised "
                 f"{rupees(d['realised_paise'], signed=True)} · unrealised {rupees(d['unrealised_paise'], signed=True)}"
                 f" · credit received {rupees(d['credit_received_paise'])}"
             )

@@ -136,6 +136,8 @@ class IntentView:
     hedge_node_id: str
     reason: str
     fills_qty: int = 0  # the part of filled_qty that fill reports (trade ids) confirm
+    limit_paise: int | None = None
+    trigger_paise: int | None = None
 
     @property
     def key(self) -> str:
@@ -162,6 +164,8 @@ class IntentView:
             r.hedge_node_id or "",
             r.reason,
             r.fills_qty,
+            r.limit_price_paise,
+            r.trigger_price_paise,
         )
 
     def matches(self, text: str) -> bool:
