@@ -157,8 +157,9 @@ def _add_gui_flags(p: argparse.ArgumentParser) -> None:
 
 def _gui(args: argparse.Namespace) -> int:
     from app import config
-    from app.gui import run_gui
+    from app.gui import check_display, run_gui
 
+    check_display(os.environ, sys.platform)
     flags = {"db": args.gui_db, "broker": args.gui_broker, "role": args.gui_role, "theme": args.gui_theme}
     cfg = config.load(args.gui_config, flags)
     shot = Path(args.gui_screenshot) if args.gui_screenshot else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,22 @@ from app.errors import UsageError
 from engine.core.model import Role
 from engine.store.db import is_postgres
 from engine.store.users import os_user
+from ui.precautions import Precautions
 
 APP_NAME = "trading-desk"
-KEYS = {"db", "broker", "role", "theme", "settings_file", "max_hedge_depth", "order_timeout_ms", "available_margin"}
+KEYS = {
+    "db",
+    "broker",
+    "role",
+    "theme",
+    "settings_file",
+    "max_hedge_depth",
+    "order_timeout_ms",
+    "available_margin",
+    "precaution_lots",
+    "precaution_notional",
+    "precaution_margin",
+}
 THEMES = ("dark", "light")
 
 
@@ -32,6 +46,23 @@ class GuiConfig:
     max_hedge_depth: int = 3
     order_timeout_ms: int = 5000
     available_margin: str | None = None  # rupees; default: resources/margin.json
+    # precautionary settings (TWS-style): above these a launch is confirmed by typing its quantity
+    precaution_lots: int = 25
+    precaution_notional: str = "50000000"  # rupees: units x the underlying's spot
+    precaution_margin: str = "1000000"  # rupees of worst-case margin per group
+
+    def precautions(self) -> Precautions:
+        return Precautions(self.precaution_lots, _rupees(self.precaution_notional), _rupees(self.precaution_margin))
+
+
+def _rupees(text: str) -> int:
+    try:
+        value = Decimal(str(text)) * 100
+    except InvalidOperation as exc:
+        raise UsageError(f"{text!r} is not an amount of rupees like 5000000") from exc
+    if value <= 0 or value != value.to_integral_value():
+        raise UsageError(f"{text!r} must be a positive amount of rupees with at most 2 decimals")
+    return int(value)
 
 
 def defaults() -> GuiConfig:
@@ -75,10 +106,15 @@ def resolve(base: GuiConfig, overrides: dict[str, Any]) -> GuiConfig:
             if value not in THEMES:
                 raise UsageError(f"theme {value!r} is not one of {', '.join(THEMES)}")
             out[key] = value
-        elif key in ("max_hedge_depth", "order_timeout_ms"):
+        elif key in ("max_hedge_depth", "order_timeout_ms", "precaution_lots"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise UsageError(f"{key} must be a non-negative integer, got {value!r}")
             out[key] = value
+        elif key in ("precaution_notional", "precaution_margin"):
+            if isinstance(value, float | bool):
+                raise UsageError(f"{key} must be rupees as a string or an integer, not {value!r}")
+            _rupees(str(value))
+            out[key] = str(value)
         else:
             out[key] = str(value)
     return replace(base, **out)

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -103,6 +104,7 @@ class DeskSession:
             catalog=self.catalog,
             margin_model=self.margin_model,
             theme=self.config.theme,
+            precautions=self.config.precautions(),
         )
 
     async def close(self) -> None:
@@ -125,6 +127,23 @@ def _margin_model(config: GuiConfig) -> MarginModel:
     except InvalidOperation as exc:
         raise UsageError(f"available_margin {config.available_margin!r} is not a number of rupees") from exc
     return dataclasses.replace(model, available_paise=available)
+
+
+NO_DISPLAY = "no display: run under a desktop session or `xvfb-run -a trading-desk`"
+
+
+def check_display(env: Mapping[str, str], platform: str) -> None:
+    """Say plainly when there is no display to open a window on (instead of Qt's xcb abort)."""
+    if not platform.startswith("linux"):
+        return
+    qpa = env.get("QT_QPA_PLATFORM", "")
+    if qpa.split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+        return  # a platform that needs no X or Wayland server
+    if qpa.startswith("wayland") and env.get("WAYLAND_DISPLAY"):
+        return
+    if env.get("DISPLAY") or (not qpa and env.get("WAYLAND_DISPLAY")):
+        return
+    raise UsageError(NO_DISPLAY)
 
 
 def run_gui(config: GuiConfig, *, exit_after_s: float | None = None, screenshot: Path | None = None) -> int:

@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.core.commands import Actor
 from engine.core.instruments import Instrument
 from engine.core.margin import MarginModel
 from engine.runtime.view import Commander, EngineView
+from ui.precautions import Precautions
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,4 @@ class DeskContext:
     catalog: Mapping[str, Instrument]
     margin_model: MarginModel
     theme: str = "dark"  # until the person picks one (QSettings remembers it)
+    precautions: Precautions = field(default_factory=Precautions)

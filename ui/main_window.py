@@ -14,7 +14,16 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QSizePolicy,
+    QSystemTrayIcon,
+    QToolBar,
+    QWidget,
+)
 
 from engine.core.commands import (
     Abandon,
@@ -26,20 +35,25 @@ from engine.core.commands import (
     Command,
     Launch,
     ManualHedge,
+    Resolve,
     SetTradingState,
 )
 from engine.core.groups import GroupSpec
 from engine.core.model import TERMINAL_GROUP_STATES, Side
 from engine.core.trading_state import TradingState
+from engine.runtime.view import ConnectionState
 from ui import theme as themes
 from ui.bridge import EngineBridge
 from ui.commands import CommandRunner
 from ui.context import DeskContext
+from ui.dialogs.confirm import ConfirmDialog
 from ui.dialogs.launch import LaunchDialog
 from ui.dialogs.manual_hedge import ManualHedgeDialog
+from ui.dialogs.resolve import ResolveDialog
 from ui.dialogs.why import WhyDialog
+from ui.enable import enable
 from ui.errors import reporter
-from ui.models.columns import AGE_COLUMN
+from ui.models.columns import AGE_COLUMN, TERMINAL_STATES
 from ui.models.table import ROW_ROLE
 from ui.panels.chain import ChainPanel
 from ui.panels.charts import ChartsPanel
@@ -53,12 +67,33 @@ from ui.panels.tree import HedgeTreePanel
 from ui.panels.why_menu import install_why
 from ui.reader import JournalReader
 from ui.status import DeskStatusBar
+from ui.viewmodels.confirm import cancel_lines, close_lines, retry_lines, working
 from ui.viewmodels.desk import Changes, Notice
+from ui.viewmodels.enablement import desk_actions, group_actions
 from ui.viewmodels.metrics import MetricsSampler
 from ui.viewmodels.rows import EscalationRow
 
 LAYOUT_VERSION = 4  # 2: the Positions panel; 3: the Option chain; 4: limit and trigger columns
 HALT_SHORTCUT = "Ctrl+Shift+H"
+HALT_STYLE = "QToolButton { background: #b3261e; color: white; font-weight: bold; padding: 2px 14px; }"
+BANNERS = {
+    "HALTED": (
+        "TRADING HALTED — no new orders are sent; cancels still pass. Risk staff resume (Ctrl+Shift+R).",
+        "QLabel { background: #b3261e; color: white; font-weight: bold; font-size: 14pt; padding: 4px; }",
+    ),
+    "REDUCING": (
+        "REDUCING ONLY — only exposure-reducing orders (exits, hedges) are sent; no new groups.",
+        "QLabel { background: #ffbf47; color: #101010; font-weight: bold; font-size: 13pt; padding: 4px; }",
+    ),
+}
+ACTION_TIPS = {
+    "launch": "Launch a group (Ctrl+N)",
+    "halt": "Kill switch: no new orders; cancels pass (Ctrl+Shift+H)",
+    "reduce": "REDUCING: only exposure-reducing orders (exits, hedges) go out (Ctrl+Shift+D)",
+    "resume": "Back to ACTIVE trading (Ctrl+Shift+R)",
+    "cancel": "Cancel the group's working orders; passes even when HALTED (Ctrl+Shift+C)",
+    "close": "Exit a HEDGED group: the short bought back first, then the hedge sold (Ctrl+Shift+X)",
+}
 
 
 def open_settings(ini_file: Path | None) -> QSettings:
@@ -74,11 +109,12 @@ class MainWindow(QMainWindow):
         self.view, self.commander = context.view, context.commander
         self.actor: Actor = context.actor
         self.setWindowTitle(f"Trading Desk — {self.actor.os_user} ({self.actor.role.value})")
-        self.resize(1400, 860)
+        self.fit_to_screen(first_start=True)
         self.reader: JournalReader | None = None
         self.bridge: EngineBridge | None = None
         self.runner = CommandRunner(self)
         self.launch_wall_ms: dict[str, int] = {}
+        self.finished_wall_ms: dict[str, int] = {}
         self.sampler = MetricsSampler()
         self._t0 = time.monotonic()
         self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -87,13 +123,20 @@ class MainWindow(QMainWindow):
         self.dialogs: list[Any] = []
         self.open_escalations = 0
         self.tray: QSystemTrayIcon | None = None
+        self.quit_confirmed = False  # set once the person confirmed quitting with orders working
 
     async def start(self) -> None:
         """Open the desk's read connection, build the panels, seed them from the journal, run."""
         self.reader = await JournalReader.open(self.context.journal_path)
         self.launch_wall_ms.update(await self.reader.launch_wall_ms())
+        self.finished_wall_ms.update(await self.reader.finished_wall_ms())
         self.bridge = EngineBridge(self.view, self.reader, parent=self)
-        self.groups = GroupsPanel(self.launch_wall_ms, self.context.catalog, lambda gid: self.positions.group_pnl(gid))
+        self.groups = GroupsPanel(
+            self.launch_wall_ms,
+            self.context.catalog,
+            lambda gid: self.positions.group_pnl(gid),
+            finished_wall_ms=self.finished_wall_ms,
+        )
         self.detail = GroupDetailPanel(self.reader)
         self.intents = IntentsPanel()
         self.tree = HedgeTreePanel()
@@ -175,7 +218,28 @@ class MainWindow(QMainWindow):
         state, geometry = self.settings.value("layout/state"), self.settings.value("layout/geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
-        return isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION)
+        restored = isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION)
+        self.fit_to_screen()  # saved on another monitor, or a bigger one: brought back onto this one
+        return restored
+
+    def fit_to_screen(self, *, first_start: bool = False) -> None:
+        """Size the window to the screen's available area on a first start; otherwise keep its
+        size and place but clamp both to the screen it is on (1366×768 laptops included)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        if first_start:
+            self.setGeometry(area)
+            return
+        frame = self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        width = min(self.width(), area.width() - extra_w)
+        height = min(self.height(), area.height() - extra_h)
+        self.resize(width, height)
+        x = min(max(frame.x(), area.x()), area.right() - width - extra_w + 1)
+        y = min(max(frame.y(), area.y()), area.bottom() - height - extra_h + 1)
+        self.move(x, y)
 
     def save_layout(self) -> None:
         self.settings.setValue("layout/state", self.saveState(LAYOUT_VERSION))
@@ -197,7 +261,10 @@ class MainWindow(QMainWindow):
         self.launch_action = self._action("Launch group…", self.open_launch_dialog, "Ctrl+N")
         self.halt_action = self._action("HALT", self.halt, HALT_SHORTCUT, "Kill switch: no new orders; cancels pass")
         self.halt_action.setObjectName("haltAction")
-        self.resume_action = self._action("Resume trading", self.resume, "Ctrl+Shift+R")
+        self.reduce_action = self._action(
+            "Reduce only", self.reduce, "Ctrl+Shift+D", "REDUCING: only exposure-reducing orders (exits, hedges) go out"
+        )
+        self.resume_action = self._action("Resume trading", self.request_resume, "Ctrl+Shift+R")
         self.cancel_action = self._action("Cancel orders", self._cancel_selected, "Ctrl+Shift+C")
         self.close_action = self._action("Close group", self._close_selected, "Ctrl+Shift+X")
         self.theme_action = self._action("Toggle dark/light theme", self.toggle_theme, "Ctrl+Shift+T")
@@ -205,10 +272,18 @@ class MainWindow(QMainWindow):
         quit_action = self._action("Quit", self.close, "Ctrl+Q")
         toolbar = self.addToolBar("Desk")
         toolbar.setObjectName("deskToolbar")
-        for a in (self.launch_action, self.halt_action, self.resume_action, self.cancel_action, self.close_action):
+        self.toolbar = toolbar
+        for a in (
+            self.launch_action,
+            self.halt_action,
+            self.reduce_action,
+            self.resume_action,
+            self.cancel_action,
+            self.close_action,
+        ):
             toolbar.addAction(a)
         desk = self.menuBar().addMenu("&Desk")
-        for a in (self.launch_action, self.halt_action, self.resume_action, quit_action):
+        for a in (self.launch_action, self.halt_action, self.reduce_action, self.resume_action, quit_action):
             desk.addAction(a)
         group = self.menuBar().addMenu("&Group")
         group.addAction(self.cancel_action)
@@ -218,22 +293,69 @@ class MainWindow(QMainWindow):
         view.addAction(self.layout_action)
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
+        halt_button = toolbar.widgetForAction(self.halt_action)
+        if halt_button is not None:
+            halt_button.setObjectName("haltButton")
+            halt_button.setStyleSheet(HALT_STYLE)
+        self._build_banner()
         self.set_actor(self.actor)
+
+    def _build_banner(self) -> None:
+        """A banner across the window while trading is not ACTIVE: red HALTED, amber REDUCING."""
+        self.addToolBarBreak()
+        bar = QToolBar("Trading state")
+        bar.setObjectName("tradingBanner")
+        bar.setMovable(False)
+        bar.setFloatable(False)
+        bar.toggleViewAction().setVisible(False)  # not something to hide by accident
+        self.banner = QLabel()
+        self.banner.setObjectName("tradingBannerText")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.banner.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(self.banner)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.banner_bar = bar
+        bar.hide()
+
+    def show_trading_state(self, state: TradingState) -> None:
+        """The banner, and the state in the title bar."""
+        text, style = BANNERS.get(state.value, ("", ""))
+        self.banner.setText(text)
+        self.banner.setStyleSheet(style)
+        self.banner_bar.setVisible(bool(text))
+        venue = "PAPER" if self.view.connection() is ConnectionState.IN_PROCESS else "LIVE BROKER"
+        self.setWindowTitle(f"Trading Desk — {state.value} — {venue} — {self.actor.os_user} ({self.actor.role.value})")
 
     def set_actor(self, actor: Actor) -> None:
         """Who gives commands from this window (the --role at start; tests switch it)."""
         self.actor = actor
         self.escalations.set_role(actor.role)
         self.status.set_actor(actor)
-        trader = actor.role.value == "trader"
-        for action in (self.launch_action, self.cancel_action, self.close_action):
-            action.setEnabled(trader)
-            if not trader:
-                action.setToolTip(f"Needs the trader role (you are {actor.role.value})")
-        risk = actor.role.value == "risk"
-        self.resume_action.setEnabled(risk)
-        if not risk:
-            self.resume_action.setToolTip(f"Needs the risk role (you are {actor.role.value})")
+        self.update_actions()
+
+    def update_actions(self) -> None:
+        """Every action enabled only when it can succeed for this role and this selection, with a
+        tooltip saying why not (the engine enforces regardless)."""
+        role, state = self.actor.role, self.view.trading_state
+        self.show_trading_state(state)
+        desk = desk_actions(role, state)
+        for name, action in (
+            ("launch", self.launch_action),
+            ("halt", self.halt_action),
+            ("reduce", self.reduce_action),
+            ("resume", self.resume_action),
+        ):
+            enable(action, desk[name], ACTION_TIPS[name])
+        gid = self.groups.selected_group()
+        row = self.groups.model.row(gid) if gid else None
+        group = group_actions(role, state, row)
+        for name, targets in (
+            ("cancel", (self.cancel_action, self.groups.cancel_button)),
+            ("close", (self.close_action, self.groups.close_button)),
+        ):
+            for target in targets:
+                enable(target, group[name], ACTION_TIPS[name])
+        self.escalations.update_buttons()
 
     def _connect(self) -> None:
         assert self.bridge is not None
@@ -242,8 +364,8 @@ class MainWindow(QMainWindow):
         self.bridge.escalations_opened.connect(self._escalations_opened)
         self.runner.finished.connect(self._command_finished)
         self.groups.group_selected.connect(self._group_selected)
-        self.groups.cancel_requested.connect(self.cancel_group)
-        self.groups.close_requested.connect(self.close_group)
+        self.groups.cancel_requested.connect(self.request_cancel)
+        self.groups.close_requested.connect(self.request_close)
         self.escalations.action_requested.connect(self.escalation_action)
         reporter().error.connect(self._reported)
         self.chain.spread_picked.connect(self.launch_from_chain)
@@ -263,8 +385,11 @@ class MainWindow(QMainWindow):
         now_ms = time.time_ns() // 1_000_000
         for g in changes.groups:
             self.launch_wall_ms.setdefault(g.group_id, now_ms)
+            if g.state in TERMINAL_STATES:
+                self.finished_wall_ms.setdefault(g.group_id, now_ms)
         if changes.groups:
             self.groups.model.apply(changes.groups)
+            self.update_actions()
         if changes.intents:
             self.intents.model.apply(changes.intents)
         if changes.nodes:
@@ -314,6 +439,7 @@ class MainWindow(QMainWindow):
     def _every_half_second(self) -> None:
         assert self.bridge is not None
         self.status.refresh()
+        self.update_actions()  # the trading state and group states move under the buttons
         self.groups.model.touch_column(AGE_COLUMN)
         t = time.time()  # clock time on the charts' axes (display only)
         self.sampler.sample(
@@ -327,9 +453,11 @@ class MainWindow(QMainWindow):
             self.charts.redraw()
 
     def notify(self, notice: Notice) -> None:
+        self.update_actions()  # a notice follows what changed: the trading state, an escalation
         self.log.add(notice.level, notice.text)
-        if notice.level != "info" or not self.status.message.text():
-            self.status.show_message(notice.level, notice.text)
+        # the newest message replaces the one before (every one stays in the Log tab), so an
+        # error is gone once the next attempt says it succeeded
+        self.status.show_message(notice.level, notice.text)
 
     def _reported(self, text: str) -> None:
         self.notify(Notice("error", text))
@@ -342,6 +470,7 @@ class MainWindow(QMainWindow):
     def _group_selected(self, group_id: str) -> None:
         """A group selected: its detail, and the hedge tree and intent journal filtered to it
         (clear the journal's group filter to see every group again)."""
+        self.update_actions()
         self._load_detail()
         self.tree.focus_group(group_id or None)
         self.intents.group.setText(group_id)
@@ -386,6 +515,7 @@ class MainWindow(QMainWindow):
             margin_in_use=lambda: sum(
                 g.margin_paise for g in view.snapshot().groups.values() if g.state not in TERMINAL_GROUP_STATES
             ),
+            precautions=self.context.precautions,
         )
         dialog.launch_requested.connect(self.launch)
         self._keep(dialog)
@@ -408,6 +538,9 @@ class MainWindow(QMainWindow):
     def resume(self) -> asyncio.Task[Any]:
         return self.execute("resume trading", SetTradingState(TradingState.ACTIVE, self.actor))
 
+    def reduce(self) -> asyncio.Task[Any]:
+        return self.execute("reduce only", SetTradingState(TradingState.REDUCING, self.actor))
+
     def cancel_group(self, group_id: str) -> asyncio.Task[Any]:
         return self.execute(f"cancel {group_id}", CancelGroup(group_id, self.actor))
 
@@ -417,23 +550,92 @@ class MainWindow(QMainWindow):
     def _cancel_selected(self) -> None:
         gid = self.groups.selected_group()
         if gid:
-            self.cancel_group(gid)
+            self.request_cancel(gid)
 
     def _close_selected(self) -> None:
         gid = self.groups.selected_group()
         if gid:
-            self.close_group(gid)
+            self.request_close(gid)
+
+    def confirm(
+        self, title: str, headline: str, lines: list[str], action: str, then: Any, *, danger: bool = False
+    ) -> ConfirmDialog:
+        """Ask first, saying exactly what will be sent; ``then()`` runs only on the person's yes."""
+        dialog = ConfirmDialog(title, headline, lines, action, self, danger=danger)
+        dialog.confirmed.connect(then)
+        self._keep(dialog)
+        dialog.open()
+        return dialog
+
+    def _intents_of(self, group_id: str) -> list[Any]:
+        assert self.bridge is not None
+        return self.bridge.desk.intents_of(group_id)
+
+    def request_cancel(self, group_id: str) -> ConfirmDialog:
+        lines = cancel_lines(self._intents_of(group_id))
+        return self.confirm(
+            "Cancel orders",
+            f"Cancel every working order of {group_id}? The group will not send more.",
+            lines or ["no order is working now: the group is marked cancelled and sends nothing more"],
+            "Cancel orders",
+            lambda: self.cancel_group(group_id),
+        )
+
+    def request_close(self, group_id: str) -> ConfirmDialog:
+        return self.confirm(
+            "Close group",
+            f"Close {group_id}? These orders will be sent, in this order:",
+            close_lines(self._intents_of(group_id)),
+            "Close group",
+            lambda: self.close_group(group_id),
+        )
+
+    def request_resume(self) -> ConfirmDialog:
+        assert self.bridge is not None
+        queued = [e.reason for e in self.bridge.desk.escalations.values() if e.is_open and "Queued" in e.reason]
+        return self.confirm(
+            "Resume trading",
+            f"Resume trading (now {self.view.trading_state.value})? New orders may be sent again.",
+            [f"queued, sent at once: {q}" for q in queued] or ["no order is queued behind the kill switch"],
+            "Resume trading",
+            self.resume,
+        )
+
+    def request_approve_retry(self, row: EscalationRow) -> ConfirmDialog:
+        assert self.bridge is not None
+        orphan = self.bridge.desk.intents.get(row.client_order_id)
+        lines = retry_lines(orphan) if orphan is not None else [f"a new attempt of {row.client_order_id}"]
+        return self.confirm(
+            "Approve retry",
+            f"Approve a retry of orphaned intent {row.client_order_id}? This sends:",
+            lines,
+            "Approve retry",
+            lambda: self.execute(
+                f"approve retry of {row.client_order_id}", ApproveRetry(row.client_order_id, self.actor)
+            ),
+        )
 
     def escalation_action(self, action: str, row: EscalationRow) -> None:
         actor = self.actor
         if action == "acknowledge":
             self.execute(f"acknowledge #{row.escalation_id}", Acknowledge(row.key, actor))
+        elif action == "resolve":
+            self.open_resolve(row)
         elif action == "manual_hedge":
             self.open_manual_hedge(row)
         elif action == "approve_retry":
-            self.execute(f"approve retry of {row.client_order_id}", ApproveRetry(row.client_order_id, actor))
+            self.request_approve_retry(row)
         elif action == "abandon":
             self.execute(f"abandon {row.client_order_id}", Abandon(row.client_order_id, actor))
+
+    def open_resolve(self, row: EscalationRow) -> ResolveDialog:
+        dialog = ResolveDialog(row, self)
+        dialog.resolved.connect(
+            lambda esc_id, note: self.execute(f"resolve #{esc_id}", Resolve(esc_id, note, self.actor))
+        )
+        self._keep(dialog)
+        dialog.open()
+        return dialog
 
     def open_manual_hedge(self, row: EscalationRow) -> ManualHedgeDialog:
         # Protection is bought on the group's HEDGE instrument, whatever symbol the escalation names
@@ -484,7 +686,30 @@ class MainWindow(QMainWindow):
         path.parent.mkdir(parents=True, exist_ok=True)
         return bool(self.grab().save(str(path)))
 
+    def _quit_risks(self) -> list[str]:
+        if self.bridge is None:
+            return []
+        orders = working(self.bridge.desk.intents.values())
+        open_escalations = self.bridge.desk.open_escalation_count()
+        lines = []
+        if orders:
+            lines.append(f"{len(orders)} order(s) working: they stay at the broker and may still fill")
+        if open_escalations:
+            lines.append(f"{open_escalations} escalation(s) open")
+        return lines
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        risks = [] if self.quit_confirmed else self._quit_risks()
+        if risks:
+            event.ignore()
+
+            def confirmed() -> None:
+                self.quit_confirmed = True
+                self.close()
+
+            hosting = "the engine in this window stops deciding until the desk is started again"
+            self.confirm("Quit", "Quit the desk?", [*risks, hosting], "Quit", confirmed)
+            return
         self.save_layout()
         if not self._closed.done():
             self._closed.set_result(None)

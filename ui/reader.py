@@ -218,6 +218,15 @@ class JournalReader:
         )
         return [EscalationRow(*r) for r in rows]
 
+    async def finished_wall_ms(self) -> dict[str, int]:
+        """When each finished group finished: the wall time of the input that ended it."""
+        rows = await self.fetch(
+            "SELECT t.entity_id, MAX(i.ts_wall_ms) FROM transitions t JOIN inputs i ON i.seq=t.cause_seq"
+            " WHERE t.entity='GROUP' AND t.to_state IN ('COMPLETED','REJECTED','FAILED','CANCELLED')"
+            " GROUP BY t.entity_id"
+        )
+        return {str(g): int(ms) for g, ms in rows if ms is not None}
+
     async def launch_wall_ms(self) -> dict[str, int]:
         """When each group was launched, by the wall clock of the audit log (display only)."""
         rows = await self.fetch(
@@ -234,11 +243,13 @@ class JournalReader:
         ]
         targets = ids + esc_ids
         tmarks = ",".join("?" * len(targets))
+        # a transition's wall time is its cause's (the input that made it: engine.audit)
         lines = [
-            AuditLine("TRANSITION", e, eid, f"{a} → {b}", cause, ts_ex, ts_loc, None, "")
-            for e, eid, a, b, cause, ts_ex, ts_loc in await self.fetch(
-                "SELECT entity, entity_id, from_state, to_state, cause, ts_exchange_ms, ts_local_ns FROM transitions"
-                f" WHERE entity_id IN ({marks}) ORDER BY id",
+            AuditLine("TRANSITION", e, eid, f"{a} → {b}", cause, ts_ex, ts_loc, wall, "")
+            for e, eid, a, b, cause, ts_ex, ts_loc, wall in await self.fetch(
+                "SELECT t.entity, t.entity_id, t.from_state, t.to_state, t.cause, t.ts_exchange_ms, t.ts_local_ns,"
+                " i.ts_wall_ms FROM transitions t LEFT JOIN inputs i ON i.seq=t.cause_seq"
+                f" WHERE t.entity_id IN ({marks}) ORDER BY t.id",
                 tuple(ids),
             )
         ]
@@ -253,11 +264,14 @@ class JournalReader:
             )
         ]
         lines += [
-            AuditLine("REJECTED", "EVENT", coid or group_id, "refused", reason, ts_ex, ts_loc, None, "")
-            for coid, reason, ts_ex, ts_loc in await self.fetch(
-                "SELECT client_order_id, reason, ts_exchange_ms, ts_local_ns FROM rejected_events"
-                f" WHERE client_order_id IN ({marks}) OR json_extract(event_json, '$.group_id')=? ORDER BY id",
+            AuditLine("REJECTED", "EVENT", coid or group_id, "refused", reason, ts_ex, ts_loc, wall, "")
+            for coid, reason, ts_ex, ts_loc, wall in await self.fetch(
+                "SELECT r.client_order_id, r.reason, r.ts_exchange_ms, r.ts_local_ns, i.ts_wall_ms"
+                " FROM rejected_events r LEFT JOIN inputs i ON i.seq=r.cause_seq"
+                f" WHERE r.client_order_id IN ({marks}) OR json_extract(r.event_json, '$.group_id')=? ORDER BY r.id",
                 (*ids, group_id),
             )
         ]
-        return lines
+        # one trail in time order: commands interleaved with the transitions they caused (wall
+        # time first, across restarts; the monotonic clock orders what shares a millisecond)
+        return sorted(lines, key=lambda a: (a.ts_wall_ms or 0, a.ts_local_ns or 0))

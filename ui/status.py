@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QLabel, QStatusBar
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar
 
 from engine.core.commands import Actor
 from engine.runtime.view import ConnectionState, EngineView
@@ -32,6 +32,9 @@ class DeskStatusBar(QStatusBar):
         self.view = view
         self.message = QLabel("")
         self.message.setObjectName("statusMessage")
+        # a long message is cut, never widens the window; the tooltip and the Log tab hold all of it
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.message.setMinimumWidth(120)
         self.broker = QLabel()
         self.offset = QLabel()
         self.trading = QLabel()
@@ -54,6 +57,7 @@ class DeskStatusBar(QStatusBar):
 
     def show_message(self, level: str, text: str) -> None:
         self.message.setText(text)
+        self.message.setToolTip(text)
         colour = LEVEL_COLOURS.get(level, "")
         self.message.setStyleSheet(f"QLabel {{ color: {colour}; }}" if colour else "")
 

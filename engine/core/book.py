@@ -146,6 +146,9 @@ class GroupRuntime:
     close_requested: bool = False
     cancel_requested: bool = False
     margin_paise: int = 0
+    # escalations that say an exit is queued behind the kill switch; resolved when it is sent
+    # (not journaled: after a restart they stay open for a person to resolve)
+    held_exit_escalations: list[int] = field(default_factory=list)
 
     @property
     def settled(self) -> bool:

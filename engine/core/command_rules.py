@@ -184,6 +184,13 @@ def _close_group(ctx: StepContext, inp: Given) -> None:
     if group is None or group.state is not GroupState.HEDGED:
         state = group.state.value if group else "not open"
         raise CommandError(f"group {cmd.group_id} is {state}; only a HEDGED group can be closed")
+    refusal = order_refusal(ctx.state.trading_state, reduces_exposure=True)
+    if refusal:
+        # One honest rule: exits reduce exposure, so REDUCING lets them through; HALTED sends
+        # nothing new, so a close is refused now rather than accepted and fired later unannounced.
+        raise CommandError(
+            f"close {cmd.group_id} refused: {refusal}; exits reduce exposure: set trading to REDUCING to close"
+        )
     group.close_requested = True
     ctx.writes.group(group)
     ctx.audit(cmd.actor, "close_group", cmd.group_id, {}, "OK", inp.wall_ms)

@@ -13,6 +13,7 @@ from engine.core.effects import QueryReason
 from engine.core.exposure import confirmed_qty
 from engine.core.intents import OPERATOR_OUTCOMES
 from engine.core.model import EscalationKind, GroupState, IntentStatus, LegRole, OrderStatus, OrderType, Purpose, Side
+from engine.core.notices import EscalationAcknowledged
 from engine.core.order_fsm import is_working
 from engine.core.stoploss import StopAction, StopView, stop_limit_price_paise, stop_step
 from engine.core.trading_state import order_refusal
@@ -212,18 +213,28 @@ def send_exit(
 ) -> bool:
     """Journal and send (sliced). False when the kill switch refused it: nothing was sent."""
     refusal = order_refusal(ctx.state.trading_state, reduces_exposure=True)
+    gid = group.spec.group_id
     if refusal:
         ctx.escalate_once(
-            group.spec.group_id,
+            gid,
             None,
             EscalationKind.MANUAL_ACTION,
             symbol,
             qty,
-            f"{purpose.value} {side.value} {qty} {symbol} not sent: {refusal}",
+            f"{purpose.value} {side.value} {qty} {symbol} not sent: {refusal}. Queued: it is sent as soon as"
+            " trading is REDUCING or ACTIVE",
         )
+        held = ctx.state.open_escalation_id(gid, EscalationKind.MANUAL_ACTION, None)
+        if held is not None and held not in group.held_exit_escalations:
+            group.held_exit_escalations.append(held)
         return False
+    for esc_id in group.held_exit_escalations:  # the queued exit goes out now: its cause is gone
+        if ctx.state.escalation_open(esc_id):
+            ctx.resolve_escalation(esc_id, "engine", f"{purpose.value} {side.value} {qty} {symbol} sent: exits allowed")
+            ctx.notify(EscalationAcknowledged(esc_id, "engine"))
+    group.held_exit_escalations.clear()
     ctx.send_sliced(
-        group.spec.group_id,
+        gid,
         role,
         wave,
         symbol,

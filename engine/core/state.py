@@ -87,11 +87,20 @@ class EngineState:
     def margin_in_use_paise(self) -> int:
         return sum(g.margin_paise for g in self.book.groups.values() if g.state not in TERMINAL_GROUP_STATES)
 
+    def open_escalation_id(self, group_id: str | None, kind: str, client_order_id: str | None) -> int | None:
+        for e in self.escalations.values():
+            if (
+                e.status is not EscalationStatus.RESOLVED
+                and e.group_id == group_id
+                and e.kind == kind
+                and (e.client_order_id or "") == (client_order_id or "")
+            ):
+                return e.escalation_id
+        return None
+
+    def escalation_open(self, esc_id: int) -> bool:
+        e = self.escalations.get(esc_id)
+        return e is not None and e.status is not EscalationStatus.RESOLVED
+
     def open_escalation(self, group_id: str | None, kind: str, client_order_id: str | None) -> bool:
-        return any(
-            e.status is not EscalationStatus.RESOLVED
-            and e.group_id == group_id
-            and e.kind == kind
-            and (e.client_order_id or "") == (client_order_id or "")
-            for e in self.escalations.values()
-        )
+        return self.open_escalation_id(group_id, kind, client_order_id) is not None

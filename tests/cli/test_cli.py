@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -345,3 +346,19 @@ def test_headless_stay_keeps_watching_an_armed_stop_and_the_journal_shows_the_br
     again = json.loads(td(*base).stdout.strip().splitlines()[-1])
     assert again["stayed_s"] == 0.0
     assert json.loads(td("journal", "--db", str(db), "--json").stdout)["broker_state"] == "USABLE"
+
+
+def test_without_a_display_the_desk_says_what_to_do_and_exits_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--db", str(tmp_path / "j.db"), "--exit-after", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=REPO,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "no display: run under a desktop session or `xvfb-run -a trading-desk`" in run.stderr
+    assert "xcb" not in run.stderr and "Aborted" not in run.stderr
+    assert not (tmp_path / "j.db").exists(), "nothing opened"

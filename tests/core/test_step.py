@@ -197,6 +197,47 @@ def test_close_buys_the_short_back_first_then_sells_the_hedge_and_completes() ->
 # --- kill switch --------------------------------------------------------------------------------
 
 
+def test_a_close_while_halted_is_refused_with_the_reason_and_reducing_lets_it_through() -> None:
+    desk = Desk()
+    hedged(desk)
+    desk.give(SetTradingState(TradingState.HALTED, TRADER))
+    effects = desk.give(CloseGroup("G1", TRADER))
+    error = reply(effects).error
+    assert isinstance(error, CommandError) and "HALTED" in str(error) and "REDUCING" in str(error)
+    assert of(effects, Place) == [] and not desk.group().close_requested, "refused now, never fired later"
+    assert notices(effects, EscalationRaised) == []
+    assert reply(desk.give(SetTradingState(TradingState.REDUCING, TRADER))).error is not None, "easing needs risk"
+    desk.give(SetTradingState(TradingState.REDUCING, RISK))
+    (buy_back,) = of(desk.give(CloseGroup("G1", TRADER)), Place)
+    assert (buy_back.request.side, buy_back.request.qty) == (Side.BUY, 150), "exits reduce exposure"
+
+
+def test_an_exit_held_by_the_kill_switch_says_it_is_queued_and_its_escalation_resolves_when_sent() -> None:
+    desk = Desk()
+    hedged(desk, stop_loss={"trigger_price": "250.00"})
+    (stop,) = [e for _, effects in desk.history[-1:] for e in of(effects, Place)]
+    desk.ack(stop)
+    sid = stop.request.client_order_id
+    desk.report(sid, OrderStatus.ACCEPTED)  # triggered
+    desk.advance(2_001)
+    (query,) = of(desk.tick(), Query)
+    desk.looked_up(query, OrderStatus.ACCEPTED)
+    (cancel,) = of(desk.tick(), Cancel)
+    assert cancel.client_order_id == sid
+    desk.give(SetTradingState(TradingState.HALTED, RISK))
+    effects = desk.report(sid, OrderStatus.CANCELLED) + desk.tick()
+    assert of(effects, Place) == [], "HALTED: the MARKET for the remainder is not sent"
+    (held,) = notices(effects, EscalationRaised)
+    assert "not sent" in held.reason and "Queued" in held.reason and "REDUCING" in held.reason
+    desk.give(SetTradingState(TradingState.REDUCING, RISK))
+    effects = desk.tick()
+    (fallback,) = of(effects, Place)
+    assert (fallback.request.order_type, fallback.request.qty) == (OrderType.MARKET, 150)
+    assert not desk.state.escalation_open(held.escalation_id), "its cause is gone: RESOLVED"
+    (resolved,) = writes(effects).resolutions
+    assert resolved[0] == held.escalation_id and resolved[1] == "engine" and "sent" in resolved[2]
+
+
 def test_halt_takes_effect_in_the_next_step_even_for_an_order_decided_before_it() -> None:
     desk = Desk()
     (hedge,) = of(desk.give(Launch(spread(), TRADER)), Place)

@@ -22,6 +22,7 @@ from engine.broker.paper import PaperBroker
 from engine.core.instruments import Instrument
 from engine.core.model import Role
 from engine.runtime.state import Actor
+from ui.dialogs.confirm import ConfirmDialog
 from ui.errors import reporter
 from ui.main_window import MainWindow, open_settings
 
@@ -83,6 +84,7 @@ class DeskHarness:
         """Close a window the way a person does, then shut down in the app's order."""
         for i, (session, w) in enumerate(self.sessions):
             if w is window:
+                window.quit_confirmed = True  # the person said yes to quitting with orders working
                 window.close()
                 await window.wait_closed()
                 await window.shutdown()
@@ -122,7 +124,14 @@ async def desk(tmp_path: Path, catalog: dict[str, Instrument]) -> AsyncIterator[
         reporter().show_dialogs = True
 
 
-__all__ = ["OPERATOR", "RISK", "TRADER", "DeskHarness", "until"]
+def confirm_last(window: MainWindow, action: bool = True) -> ConfirmDialog:
+    """The confirmation the window just opened, answered as a person would (its action, or Cancel)."""
+    dialog = next(d for d in reversed(window.dialogs) if isinstance(d, ConfirmDialog) and d.isVisible())
+    (dialog.action if action else dialog.cancel).click()
+    return dialog
+
+
+__all__ = ["OPERATOR", "RISK", "TRADER", "DeskHarness", "confirm_last", "until"]
 
 
 from tests.integration.shared import pg_cluster, pg_desk  # noqa: E402, F401  (fixtures)

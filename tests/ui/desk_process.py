@@ -33,6 +33,7 @@ from PySide6.QtWidgets import QApplication, QToolBar
 
 from app import config
 from app.gui import DeskSession
+from ui.dialogs.confirm import ConfirmDialog
 from ui.errors import install_error_handling
 from ui.main_window import MainWindow, open_settings
 
@@ -40,6 +41,14 @@ from ui.main_window import MainWindow, open_settings
 def _say(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
+
+
+def _click_confirmation(window: MainWindow) -> float:
+    """Say yes to the confirmation the last click opened, as the person does; when that was."""
+    dialog = next(d for d in reversed(window.dialogs) if isinstance(d, ConfirmDialog) and d.isVisible())
+    at = time.monotonic()
+    QTest.mouseClick(dialog.action, Qt.MouseButton.LeftButton)
+    return at
 
 
 def _click_action(window: MainWindow, action: QAction) -> float:
@@ -97,7 +106,8 @@ async def _handle(window: MainWindow, req: dict[str, Any]) -> dict[str, Any]:
     if op == "halt":
         return {"clicked_at": _click_action(window, window.halt_action)}
     if op == "resume":
-        return {"clicked_at": _click_action(window, window.resume_action)}
+        _click_action(window, window.resume_action)
+        return {"clicked_at": _click_confirmation(window)}
     if op == "approve":
         panel = window.escalations
         row = next(
@@ -110,9 +120,8 @@ async def _handle(window: MainWindow, req: dict[str, Any]) -> dict[str, Any]:
         button = panel.buttons["approve_retry"]
         if not button.isEnabled():
             raise RuntimeError(f"Approve retry is disabled: {button.toolTip()}")
-        at = time.monotonic()
         QTest.mouseClick(button, Qt.MouseButton.LeftButton)
-        return {"clicked_at": at}
+        return {"clicked_at": _click_confirmation(window)}
     if op == "screenshot":
         return {"saved": window.save_screenshot(Path(req["path"]))}
     raise ValueError(f"unknown op {op!r}")
@@ -149,6 +158,7 @@ async def _serve(cfg: config.GuiConfig) -> int:
             task = asyncio.ensure_future(answer(req))
             running.add(task)
             task.add_done_callback(running.discard)
+        window.quit_confirmed = True  # quitting is the test's decision
         window.close()
         await window.wait_closed()
     finally:

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from engine.catalog import load_catalog
 from engine.core.groups import parse_group
 from tests.ui.conftest import RISK, TRADER, DeskHarness, until
+from ui.dialogs.resolve import ResolveDialog
 from ui.main_window import MainWindow
 from ui.viewmodels.rows import EscalationRow
 
@@ -39,9 +40,11 @@ async def test_a_risk_user_acknowledges_and_the_audit_trail_names_them(desk: Des
     assert not ack.isEnabled() and "Needs the risk role" in ack.toolTip()
 
     window.set_actor(RISK)
+    assert not ack.isEnabled() and "Select an escalation first" in ack.toolTip()
+    assert window.escalations.select(esc.escalation_id)
     assert ack.isEnabled() and not window.escalations.buttons["manual_hedge"].isEnabled()
     assert "Needs the trader role" in window.escalations.buttons["manual_hedge"].toolTip()
-    assert window.escalations.select(esc.escalation_id)
+    assert not window.escalations.buttons["approve_retry"].isEnabled()
     qtbot.mouseClick(ack, Qt.MouseButton.LeftButton)
 
     row = await until(
@@ -49,6 +52,10 @@ async def test_a_risk_user_acknowledges_and_the_audit_trail_names_them(desk: Des
         what="acknowledged row",
     )
     assert row.handled_by == "rita (risk)"
+    # acknowledged: Acknowledge is done with (it says by whom); Resolve is what is left
+    await until(lambda: not ack.isEnabled(), what="Acknowledge disabled on an acknowledged row")
+    assert "already ACKNOWLEDGED (rita (risk))" in ack.toolTip()
+    assert window.escalations.buttons["resolve"].isEnabled()
     assert await desk.journal_rows("SELECT acknowledged_by, acknowledged_role FROM escalations") == [("rita", "risk")]
     window.groups.select_group("G1")
     trail = await until(
@@ -89,3 +96,27 @@ async def test_a_mistyped_manual_hedge_is_refused_and_the_right_one_goes_through
     assert coid[0] in await desk.exchange_client_ids()
     audit = await desk.journal_rows("SELECT os_user, role, outcome FROM audit_log WHERE command='manual_hedge'")
     assert audit == [("tina", "trader", "OK")]
+
+
+async def test_risk_resolves_an_escalation_with_a_required_note(desk: DeskHarness) -> None:
+    window, esc = await _exhausted_group(desk)
+    window.set_actor(RISK)
+    assert window.escalations.select(esc.escalation_id)
+    resolve = window.escalations.buttons["resolve"]
+    assert resolve.isEnabled() and resolve.text() == "Resolve…"
+    resolve.click()
+    dialog = window.dialogs[-1]
+    assert isinstance(dialog, ResolveDialog) and not dialog.resolve.isEnabled(), "no note, no resolve"
+    dialog.note.setPlainText("   ")
+    assert not dialog.resolve.isEnabled()
+    dialog.note.setPlainText("bought 150 by phone with the broker's desk")
+    dialog.resolve.click()
+    await window.runner.last
+    await until(
+        lambda: (r := window.escalations.model.row(esc.escalation_id)) is not None and r.status == "RESOLVED",
+        what="RESOLVED",
+    )
+    rows = await desk.journal_rows("SELECT status, resolved_by, resolution FROM escalations")
+    assert rows == [("RESOLVED", "rita", "bought 150 by phone with the broker's desk")]
+    await until(lambda: not resolve.isEnabled(), what="nothing left to do on a RESOLVED row")
+    assert "is RESOLVED" in resolve.toolTip()

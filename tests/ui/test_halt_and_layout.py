@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from tests.ui.conftest import DeskHarness, until
+from tests.ui.conftest import DeskHarness, confirm_last, until
 from tests.ui.test_launch_and_tree import _fill_launch
 
 
@@ -28,6 +28,8 @@ async def test_halt_blocks_a_new_launch_while_cancels_still_work(desk: DeskHarne
 
     assert window.groups.select_group("R1")
     window.cancel_action.trigger()
+    asked = confirm_last(window)
+    assert f"({resting.client_order_id})" in asked.text() and asked.text().startswith("cancel BUY ")
     await window.runner.last
     await until(lambda: window.intents.model.row(resting.client_order_id).order_status == "CANCELLED", what="cancelled")
     (order,) = await desk.broker.orders()  # type: ignore[union-attr]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+from PySide6.QtWidgets import QFileDialog, QLineEdit
+
 from engine.core.model import Role
 from engine.runtime.state import Actor
 from tests.runtime.harness import group
@@ -43,3 +45,26 @@ async def test_intent_filters_narrow_the_rows_and_csv_exports_exactly_them(desk:
     assert len(body) == 2
     id_col = next(i for i, title in enumerate(header) if "client" in title.lower() or title.lower() == "id")
     assert {r[id_col] for r in body} == ids
+
+
+async def test_the_export_dialog_never_blocks_the_engine_and_writes_off_the_gui_thread(
+    desk: DeskHarness, tmp_path
+) -> None:
+    window = await desk.open()
+    engine = desk.sessions[-1][0].engine
+    panel = window.intents
+    panel._ask_export()
+    dialog = panel._dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.testOption(QFileDialog.Option.DontUseNativeDialog), "Qt's own dialog: no platform exec loop"
+    # while the dialog is up the loop runs: the engine launches and fills a group
+    await engine.launch(group("WHILE"), Actor("tina", Role.TRADER))
+    await until(lambda: len(panel.model.rows()) == 2, what="the engine kept working behind the dialog")
+    out = tmp_path / "while.csv"
+    dialog.setDirectory(str(tmp_path))
+    name = dialog.findChild(QLineEdit, "fileNameEdit")  # what a person types in Qt's own dialog
+    assert name is not None
+    name.setText(out.name)
+    dialog.accept()
+    assert dialog.selectedFiles() == [str(out)]
+    assert await panel.export_task == 2 and out.read_text(encoding="utf-8").count("WHILE") == 2

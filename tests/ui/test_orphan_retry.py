@@ -9,7 +9,7 @@ from engine.runtime.engine import Engine
 from engine.store.journal import Journal
 from tests.runtime.harness import TRADER as ENGINE_TRADER
 from tests.runtime.harness import SimulatedCrash, crash_at, group
-from tests.ui.conftest import OPERATOR, TRADER, DeskHarness, until
+from tests.ui.conftest import OPERATOR, TRADER, DeskHarness, confirm_last, until
 
 
 async def _crash_with_an_orphan(desk: DeskHarness) -> str:
@@ -36,6 +36,8 @@ async def test_operator_approves_the_retry_once_and_a_trader_is_refused(desk: De
 
     assert window.escalations.select(esc.escalation_id)
     window.escalations.trigger("approve_retry")  # past the disabled button: the engine decides
+    asked = confirm_last(window)
+    assert coid in asked.text() and "attempt 2" in asked.text()
     await window.runner.last
     assert "refused: approve_retry needs the operator role" in window.status.message.text()
     assert await desk.exchange_client_ids() == []
@@ -43,6 +45,10 @@ async def test_operator_approves_the_retry_once_and_a_trader_is_refused(desk: De
     window.set_actor(OPERATOR)
     assert approve.isEnabled()
     window.escalations.trigger("approve_retry")
+    confirm_last(window, action=False)  # Cancel: nothing is sent
+    assert await desk.exchange_client_ids() == []
+    window.escalations.trigger("approve_retry")
+    confirm_last(window)
     retry = await window.runner.last
     assert retry is not None and retry.client_order_id != coid
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import aiosqlite
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from app.config import GuiConfig, load
 from app.errors import UsageError
@@ -76,11 +77,27 @@ def test_a_parent_and_its_child_arriving_in_one_batch_nest_correctly(qtbot) -> N
     assert model.rowCount() == 1 and model.index(0, 0).data() == "G1"
     g = model.index(0, 0)
     n1 = model.index(0, 0, g)
-    assert n1.data() == "LEG depth 0" and model.rowCount(n1) == 1
+    assert n1.data() == "Hedge leg" and model.rowCount(n1) == 1
+    assert model.index(0, 5, g).data() == "re-hedged below"
     n2 = model.index(0, 0, n1)
-    assert model.parent(n2) == n1 and model.index(0, 5, n1).data() == "WORKING"
+    assert n2.data() == "Re-hedge 1" and model.parent(n2) == n1 and model.index(0, 5, n1).data() == "working"
     model.apply([NodeView("N2", "G1", "N1", 1, "LEG", "H", "BUY", 225, 225, "FILLED", "")])
-    assert model.index(0, 5, n1).data() == "FILLED" and model.node_count() == 2
+    assert model.index(0, 5, n1).data() == "filled" and model.node_count() == 2
+    assert "N2 (LEG, depth 1)" in model.index(0, 0, n1).data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_a_trader_cancelled_node_is_not_an_amber_shortfall(qtbot) -> None:
+    model = HedgeTreeModel()
+    cancelled = NodeView("N1", "G1", "", 0, "LEG", "H", "BUY", 150, 75, "EXHAUSTED", "group cancelled by trader")
+    short = NodeView("N2", "G2", "", 0, "LEG", "H", "BUY", 150, 75, "EXHAUSTED", "max depth reached")
+    manual = NodeView("N3", "G2", "", 0, "MANUAL", "H", "BUY", 75, 0, "HALTED", "trading is HALTED")
+    model.apply([cancelled, short, manual])
+    g1, g2 = model.index(0, 0), model.index(1, 0)
+    status = model.index(0, 5, g1)
+    assert status.data() == "cancelled by trader" and status.data(Qt.ItemDataRole.BackgroundRole) is None
+    amber = model.index(0, 5, g2)
+    assert amber.data() == "short: escalated" and amber.data(Qt.ItemDataRole.BackgroundRole).color().name() == "#ffbf47"
+    assert model.index(1, 0, g2).data() == "Manual hedge" and model.index(1, 5, g2).data() == "held by HALT: escalated"
 
 
 def test_only_rows_that_changed_are_returned_and_notices_name_what_a_person_must_see() -> None:

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -31,7 +30,9 @@ from engine.core.quotes import Quote, spot_of
 from engine.core.slicing import slice_qty
 from engine.core.spread import SpreadFigures, payoff_paise, spread_figures
 from engine.core.stoploss import stop_limit_price_paise
+from ui.dialogs.buttons import action_row
 from ui.format import rupees
+from ui.precautions import Precautions
 from ui.resources import RESOURCES_DIR
 
 TEMPLATES_FILE = RESOURCES_DIR / "templates.json"
@@ -115,6 +116,7 @@ class LaunchDialog(QDialog):
         quote: Callable[[str], Quote | None] | None = None,
         watch: Callable[[list[str]], None] | None = None,
         margin_in_use: Callable[[], int] | None = None,
+        precautions: Precautions | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Launch group")
@@ -122,6 +124,7 @@ class LaunchDialog(QDialog):
         self.quote = quote or (lambda _symbol: None)
         self.watch = watch or (lambda _symbols: None)
         self.margin_in_use = margin_in_use
+        self.precautions = precautions or Precautions()
         self.figures: SpreadFigures | None = None
         self.templates = load_templates()
         self.spec: GroupSpec | None = None
@@ -132,7 +135,7 @@ class LaunchDialog(QDialog):
         self.risk_strike = QComboBox()
         self.hedge_strike = QComboBox()
         self.lots = QSpinBox()
-        self.lots.setRange(1, 1000)
+        self.lots.setRange(1, 100_000)  # the freeze quantity slices; the precautions ask to type big ones
         self.lots.setValue(2)
         self.hedge_limit = QLineEdit()
         self.hedge_limit.setPlaceholderText("optional, rupees (MARKET when empty)")
@@ -156,6 +159,13 @@ class LaunchDialog(QDialog):
         self.preview = QLabel()
         self.preview.setWordWrap(True)
         self.preview.setObjectName("launchPreview")
+        self.precaution = QLabel(f"Precautions: {self.precautions.describe()}")
+        self.precaution.setObjectName("launchPrecautions")
+        self.precaution.setWordWrap(True)
+        self.typed_qty = QLineEdit()
+        self.typed_qty.setObjectName("launchTypedQty")
+        self.typed_qty.setPlaceholderText("type the quantity (units) to confirm")
+        self.typed_label = QLabel("Confirm quantity")
         self.send = QPushButton("Send")
         self.send.setEnabled(False)
         cancel = QPushButton("Cancel")
@@ -171,12 +181,12 @@ class LaunchDialog(QDialog):
             ("Stop-loss trigger", self.stop_trigger),
         ):
             form.addRow(label, widget)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(cancel)
-        buttons.addWidget(self.send)
+        form.addRow(self.typed_label, self.typed_qty)
+        self.form = form
+        buttons = action_row(cancel, self.send)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.precaution)
         layout.addWidget(self.preview)
         layout.addWidget(self.costs)
         layout.addWidget(self.payoff)
@@ -189,6 +199,7 @@ class LaunchDialog(QDialog):
         self.hedge_limit.textChanged.connect(self.update_preview)
         self.group_id.textChanged.connect(self.update_preview)
         self.stop_trigger.textChanged.connect(self.update_preview)
+        self.typed_qty.textChanged.connect(self.update_preview)
         self.prices = QTimer(self)
         self.prices.setInterval(250)  # prices at 4 Hz while the dialog is open
         self.prices.timeout.connect(self.update_costs)
@@ -259,10 +270,24 @@ class LaunchDialog(QDialog):
             self.send.setEnabled(False)
             return
         self.spec = spec
+        over = self.over_precautions(spec)
+        self.typed_label.setVisible(bool(over))
+        self.typed_qty.setVisible(bool(over))
+        typed_ok = not over or self.typed_qty.text().strip() == str(spec.risk.qty)
+        if over:
+            need = f"Type {spec.risk.qty} to confirm: {'; '.join(over)}"
+            text += "\n" + (need if not typed_ok else f"Confirmed {spec.risk.qty} units ({'; '.join(over)})")
         self.preview.setText(text)
-        self.send.setEnabled(True)
+        self.send.setEnabled(typed_ok)
         self.watch([self.catalog[spec.risk.symbol].underlying, *(leg.symbol for leg in spec.legs)])
         self.update_costs()
+
+    def over_precautions(self, spec: GroupSpec) -> list[str]:
+        underlying = self.catalog[spec.risk.symbol].underlying
+        spot = spot_of(underlying, self.quote, self.margin.underlying_ref_paise)
+        notional = None if spot is None else spec.risk.qty * spot
+        margin = group_margin_paise(spec, self.catalog, self.margin)
+        return self.precautions.exceeded(spec.risk.qty // spec.risk.lot_size, notional, margin)
 
     def update_costs(self) -> None:
         """Bid/ask, expected credit, max profit and loss, breakevens, margin against free margin,

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QFormLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout
+
+from ui.dialogs.buttons import action_row
 
 
 class ManualHedgeDialog(QDialog):
@@ -33,10 +35,7 @@ class ManualHedgeDialog(QDialog):
         form.addRow("Instrument", QLabel(f"{side} {symbol} (lot {lot_size})"))
         form.addRow("Quantity", self.qty)
         form.addRow("Confirm quantity", self.confirm)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(cancel)
-        buttons.addWidget(self.send)
+        buttons = action_row(cancel, self.send)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.message)

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.audit.why import fmt_ms
 from engine.core.instruments import Instrument
+from engine.core.model import TERMINAL_GROUP_STATES
 from ui.format import expiry_of, pnl_colour, rupees
 from ui.models.table import Column
 from ui.reader import AuditLine
@@ -33,6 +35,9 @@ def _pct(v: float) -> str:
     return f"{v:.0f}%"
 
 
+TERMINAL_STATES = {s.value for s in TERMINAL_GROUP_STATES}
+
+
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -45,9 +50,12 @@ def group_columns(
     wall_ms: Callable[[], int] | None = None,
     catalog: Mapping[str, Instrument] | None = None,
     pnl: Callable[[str], Mapping[str, Any] | None] | None = None,
+    finished_wall_ms: Mapping[str, int] | None = None,
 ) -> list[Column[GroupRow]]:
     """``catalog``: what a group is (underlying, expiry, strikes, lots); ``pnl``: a group's credit
-    and P&L (the Positions panel's latest read of the journal)."""
+    and P&L (the Positions panel's latest read of the journal); ``finished_wall_ms``: when a
+    finished group finished (its age stops there)."""
+    finished = finished_wall_ms if finished_wall_ms is not None else {}
     now_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
     cat = catalog or {}
     figures = pnl or (lambda _gid: None)
@@ -74,7 +82,8 @@ def group_columns(
 
     def age(r: GroupRow) -> float | None:
         t = launch_wall_ms.get(r.group_id)
-        return None if t is None else max(0.0, (now_ms() - t) / 1000)
+        end = finished.get(r.group_id) if r.state in TERMINAL_STATES else None
+        return None if t is None else max(0.0, ((end or now_ms()) - t) / 1000)
 
     credit, total = money("credit_received_paise"), money("total_paise")
     return [
@@ -107,7 +116,7 @@ AGE_COLUMN = 13
 
 def intent_columns() -> list[Column[IntentView]]:
     return [
-        Column("Client order id", lambda r: r.client_order_id),
+        Column("Client order id", lambda r: r.client_order_id, mono=True),
         Column("Group", lambda r: r.group_id),
         Column("Role", lambda r: r.role),
         Column("Purpose", lambda r: r.purpose),
@@ -121,7 +130,7 @@ def intent_columns() -> list[Column[IntentView]]:
         Column("Trigger", lambda r: r.trigger_paise, _money, align_right=True),
         Column("Status", lambda r: r.status, background=lambda r: INTENT_STATUS_COLOURS.get(r.status)),
         Column("Order status", lambda r: r.order_status),
-        Column("Broker order id", lambda r: r.broker_order_id),
+        Column("Broker order id", lambda r: r.broker_order_id, mono=True),
         Column("Reason", lambda r: r.reason),
     ]
 
@@ -135,7 +144,7 @@ def escalation_columns() -> list[Column[EscalationRow]]:
         Column("Group", lambda r: r.group_id),
         Column("Symbol", lambda r: r.symbol),
         Column("Unhedged qty", lambda r: r.unhedged_qty, align_right=True),
-        Column("Order", lambda r: r.client_order_id),
+        Column("Order", lambda r: r.client_order_id, mono=True),
         Column("Handled by", lambda r: r.handled_by),
         Column("Reason", lambda r: r.reason),
     ]
@@ -149,15 +158,25 @@ def _opt(v: object) -> str:
     return "" if v is None else str(v)
 
 
+def _clock(v: object) -> str:
+    return "" if v is None else fmt_ms(int(str(v)))
+
+
+def _offset(r: AuditLine) -> int | None:
+    return None if r.ts_broker_ms is None or r.ts_wall_ms is None else r.ts_broker_ms - r.ts_wall_ms
+
+
 def audit_columns() -> list[Column[AuditLine]]:
+    """Times as people read them: local HH:MM:SS.mmm, the broker's beside it, and the offset
+    (raw epoch milliseconds and monotonic nanoseconds stay in the journal)."""
     return [
+        Column("Time", lambda r: r.ts_wall_ms, _clock),
+        Column("Broker time", lambda r: r.ts_broker_ms, _clock),
+        Column("Offset", _offset, lambda v: "" if v is None else f"{int(str(v)):+d} ms", align_right=True),
         Column("Source", lambda r: r.source),
         Column("Entity", lambda r: r.entity),
-        Column("Id", lambda r: r.entity_id),
+        Column("Id", lambda r: r.entity_id, mono=True),
         Column("Change", lambda r: r.change),
         Column("Who", lambda r: r.who),
-        Column("Broker ts (ms)", lambda r: r.ts_broker_ms, _opt, align_right=True),
-        Column("Local ts (ns)", lambda r: r.ts_local_ns, _opt, align_right=True),
-        Column("Wall ts (ms)", lambda r: r.ts_wall_ms, _opt, align_right=True),
         Column("Detail", lambda r: r.detail),
     ]

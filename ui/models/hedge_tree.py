@@ -18,8 +18,31 @@ from ui.viewmodels.rows import NodeView
 
 Index = QModelIndex | QPersistentModelIndex
 
-HEADERS = ("Node", "Symbol", "Side", "Target", "Filled", "Status", "Reason")
-STATUS_COLOURS = {"WORKING": "#7fd18b", "CHILDED": "#9fd3ff", "EXHAUSTED": "#ffbf47", "HALTED": "#ff6b6b"}
+HEADERS = ("Hedge", "Symbol", "Side", "Qty", "Filled", "Status", "Reason")
+STATUS_COLOURS = {"working": "#7fd18b", "re-hedged below": "#9fd3ff", "short: escalated": "#ffbf47"}
+STATUS_COLOURS["held by HALT: escalated"] = "#ff6b6b"
+
+
+def node_title(n: NodeView) -> str:
+    """What a node is, in a trader's words: the hedge leg, its re-hedges, interim and manual hedges."""
+    if n.kind == "LEG":
+        return "Hedge leg" if n.depth == 0 else f"Re-hedge {n.depth}"
+    if n.kind == "INTERIM":
+        return "Interim hedge" if n.depth == 0 else f"Interim re-hedge {n.depth}"
+    return "Manual hedge" if n.depth == 0 else f"Manual re-hedge {n.depth}"
+
+
+def status_words(n: NodeView) -> str:
+    """The node's status as a trader reads it (a trader's cancel is not an amber shortfall)."""
+    if n.status == "EXHAUSTED" and "cancelled by" in n.reason:
+        return "cancelled by trader"
+    return {
+        "WORKING": "working",
+        "FILLED": "filled",
+        "CHILDED": "re-hedged below",
+        "EXHAUSTED": "short: escalated",
+        "HALTED": "held by HALT: escalated",
+    }.get(n.status, n.status.lower())
 
 
 @dataclass
@@ -75,13 +98,17 @@ class HedgeTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.DisplayRole:
             if n is None:
                 return item.key if index.column() == 0 else ""
-            values = (f"{n.kind} depth {n.depth}", n.symbol, n.side, n.target_qty, n.filled_qty, n.status, n.reason)
+            values = (node_title(n), n.symbol, n.side, n.target_qty, n.filled_qty, status_words(n), n.reason)
             return str(values[index.column()])
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if n is None:
+                return f"group {item.key}"
+            return f"{n.node_id} ({n.kind}, depth {n.depth}): {status_words(n)}. {n.reason}".strip()
         if role == Qt.ItemDataRole.BackgroundRole and n is not None and index.column() == 5:
-            colour = STATUS_COLOURS.get(n.status)
+            colour = STATUS_COLOURS.get(status_words(n))
             return QBrush(QColor(colour)) if colour else None
         if role == Qt.ItemDataRole.ForegroundRole and n is not None and index.column() == 5:
-            return QBrush(QColor("#101010")) if n.status in STATUS_COLOURS else None
+            return QBrush(QColor("#101010")) if status_words(n) in STATUS_COLOURS else None
         return None
 
     def node_at(self, index: Index) -> NodeView | None:

@@ -6,14 +6,17 @@ one ``dataChanged`` per call, whatever the number of rows (never one signal per 
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor, QFont, QFontDatabase
+from PySide6.QtWidgets import QFileDialog, QTableView, QWidget
 
 R = TypeVar("R")
 
@@ -31,6 +34,12 @@ class Column(Generic[R]):
     background: Callable[[R], str | None] | None = None
     align_right: bool = False
     foreground: Callable[[R], str | None] | None = None  # text colour (P&L: with a sign, never alone)
+    mono: bool = False  # ids: a monospace font, so similar ids are told apart
+
+
+@functools.cache
+def _mono() -> QFont:
+    return QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)  # after the QApplication exists
 
 
 class KeyedTableModel(QAbstractTableModel, Generic[R]):
@@ -76,6 +85,10 @@ class KeyedTableModel(QAbstractTableModel, Generic[R]):
             return QBrush(QColor(colour)) if colour else None
         if role == Qt.ItemDataRole.TextAlignmentRole and col.align_right:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return col.text(col.value(row)) or None  # the whole text of a cell a column width cuts
+        if role == Qt.ItemDataRole.FontRole and col.mono:
+            return _mono()
         return None
 
     # --- batched updates --------------------------------------------------------------------
@@ -125,6 +138,23 @@ class KeyedTableModel(QAbstractTableModel, Generic[R]):
         return self._rows[i]
 
 
+def ask_export(parent: QWidget, title: str, name: str, write: Callable[[Path], object]) -> QFileDialog:
+    """A non-native save dialog opened with ``open()`` (never ``exec()``: the engine keeps running,
+    and Qt's own dialog lists directories off the GUI thread); ``write(path)`` on acceptance."""
+    dialog = QFileDialog(parent, title, name, "CSV files (*.csv)")
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog)
+    dialog.fileSelected.connect(lambda p: write(Path(p)))
+    dialog.open()
+    return dialog
+
+
+def export_in_background(path: Path, columns: Sequence[Column[R]], rows: Sequence[R]) -> asyncio.Future[int]:
+    """The rows are taken now (on the GUI thread); the file is written on a worker thread, so a
+    slow disk never stalls the desk or the engine on its loop."""
+    return asyncio.ensure_future(asyncio.to_thread(export_csv, path, columns, list(rows)))
+
+
 def export_csv(path: Path, columns: Sequence[Column[R]], rows: Sequence[R]) -> int:
     """Write ``rows`` as the table shows them (a header of column titles). Returns how many."""
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -133,3 +163,27 @@ def export_csv(path: Path, columns: Sequence[Column[R]], rows: Sequence[R]) -> i
         for row in rows:
             out.writerow([c.text(c.value(row)) for c in columns])
     return len(rows)
+
+
+def fit_columns(view: QTableView, minimum: int = 48) -> None:
+    """Columns sized to their contents (headers included), never below ``minimum`` pixels, and
+    re-sized when rows first arrive or the model resets: nothing cut that fits on the screen. What
+    a narrowed column still cuts is in the cell's tooltip. Only the first 200 rows are measured."""
+    header = view.horizontalHeader()
+    header.setMinimumSectionSize(minimum)
+    header.setResizeContentsPrecision(200)
+    model = view.model()
+    pending = [False]
+
+    def fit() -> None:
+        pending[0] = False
+        view.resizeColumnsToContents()
+
+    def later(*_: Any) -> None:
+        if not pending[0]:
+            pending[0] = True
+            QTimer.singleShot(0, fit)  # one fit per burst of inserts, after they land
+
+    model.modelReset.connect(later)
+    model.rowsInserted.connect(later)
+    later()

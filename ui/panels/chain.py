@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxL
 from engine.core.instruments import Instrument
 from engine.core.quotes import Quote, spot_of
 from ui.format import LOSS, PROFIT, expiry_of, rupees
-from ui.models.table import ROW_ROLE, Column, KeyedTableModel
+from ui.models.table import ROW_ROLE, Column, KeyedTableModel, fit_columns
 
 ATM_COLOUR = "#ffd866"  # light amber, dark text (as the state colours)
 
@@ -119,6 +119,7 @@ class ChainPanel(QWidget):
         self.view = QTableView()
         self.view.setObjectName("chainTable")
         self.view.setModel(self.model)
+        fit_columns(self.view)
         self.view.verticalHeader().setVisible(False)
         self.view.setToolTip("click a bid to sell that strike, an ask to buy it: the launch dialog opens")
         self.spot_label = QLabel()

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QSplitt
 
 from engine.audit.why import fmt_ms
 from ui.models.columns import audit_columns, intent_columns
-from ui.models.table import KeyedTableModel
+from ui.models.table import KeyedTableModel, fit_columns
 from ui.reader import AuditLine, JournalReader
 from ui.viewmodels.rows import GroupRow, IntentView
 
@@ -24,6 +24,7 @@ from ui.viewmodels.rows import GroupRow, IntentView
 def _table(model: Any) -> QTableView:
     view = QTableView()
     view.setModel(model)
+    fit_columns(view)
     view.verticalHeader().setVisible(False)
     view.horizontalHeader().setStretchLastSection(True)
     return view

@@ -9,13 +9,16 @@ from PySide6.QtCore import QSortFilterProxyModel, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QPushButton, QTableView, QVBoxLayout, QWidget
 
 from engine.core.model import Role
+from ui.enable import enable
 from ui.models.columns import escalation_columns
-from ui.models.table import ROW_ROLE, SORT_ROLE, KeyedTableModel
+from ui.models.table import ROW_ROLE, SORT_ROLE, KeyedTableModel, fit_columns
+from ui.viewmodels.enablement import escalation_actions
 from ui.viewmodels.rows import EscalationRow
 
 # action -> (role that may use it, what it does)
 ACTIONS = {
     "acknowledge": (Role.RISK, "Acknowledge the escalation (recorded with your user and role)"),
+    "resolve": (Role.RISK, "Resolve the escalation, with a note saying how its cause was dealt with"),
     "manual_hedge": (Role.TRADER, "Send a manual hedge for the unhedged quantity"),
     "approve_retry": (Role.OPERATOR, "Send a new attempt of the orphaned intent, once"),
     "abandon": (Role.OPERATOR, "Close the orphaned intent without sending anything"),
@@ -33,6 +36,7 @@ class EscalationsPanel(QWidget):
         self.proxy.setSortRole(SORT_ROLE)
         self.view = QTableView()
         self.view.setModel(self.proxy)
+        fit_columns(self.view)
         self.view.setSortingEnabled(True)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -40,7 +44,12 @@ class EscalationsPanel(QWidget):
         self.view.horizontalHeader().setStretchLastSection(True)
         self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
-        labels = {"acknowledge": "Acknowledge", "manual_hedge": "Manual hedge…", "approve_retry": "Approve retry"}
+        labels = {
+            "acknowledge": "Acknowledge",
+            "resolve": "Resolve…",
+            "manual_hedge": "Manual hedge…",
+            "approve_retry": "Approve retry",
+        }
         for name in ACTIONS:
             button = QPushButton(labels.get(name, name.capitalize()))
             button.clicked.connect(lambda _=False, n=name: self.trigger(n))
@@ -53,14 +62,18 @@ class EscalationsPanel(QWidget):
         layout.addWidget(self.view)
         self.role = role
         self.set_role(role)
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self.update_buttons())
+        self.model.modelReset.connect(self.update_buttons)
+        self.model.dataChanged.connect(lambda *_: self.update_buttons())
 
     def set_role(self, role: Role) -> None:
         self.role = role
-        for name, (needed, what) in ACTIONS.items():
-            button = self.buttons[name]
-            allowed = needed is role
-            button.setEnabled(allowed)
-            button.setToolTip(what if allowed else f"Needs the {needed.value} role (you are {role.value})")
+        self.update_buttons()
+
+    def update_buttons(self) -> None:
+        """Each button enabled only when its action can succeed for this role and this row."""
+        for name, why_not in escalation_actions(self.role, self.selected()).items():
+            enable(self.buttons[name], why_not, ACTIONS[name][1])
 
     def selected(self) -> EscalationRow | None:
         rows = self.view.selectionModel().selectedRows()

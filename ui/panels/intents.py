@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ from PySide6.QtWidgets import (
 
 from engine.core.model import IntentStatus
 from ui.models.columns import intent_columns
-from ui.models.table import ROW_ROLE, SORT_ROLE, KeyedTableModel, export_csv
+from ui.models.table import (
+    ROW_ROLE,
+    SORT_ROLE,
+    KeyedTableModel,
+    ask_export,
+    export_csv,
+    export_in_background,
+    fit_columns,
+)
 from ui.viewmodels.rows import IntentView
 
 
@@ -60,6 +69,7 @@ class IntentsPanel(QWidget):
         export = QPushButton("Export CSV…")
         self.view = QTableView()
         self.view.setModel(self.proxy)
+        fit_columns(self.view)
         self.view.setSortingEnabled(True)
         self.view.verticalHeader().setVisible(False)
         self.view.horizontalHeader().setStretchLastSection(True)
@@ -88,8 +98,9 @@ class IntentsPanel(QWidget):
         return export_csv(path, self.model.columns, self.visible_rows())
 
     def _ask_export(self) -> None:
-        dialog = QFileDialog(self, "Export intents", "intents.csv", "CSV files (*.csv)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.fileSelected.connect(lambda p: self.export_csv(Path(p)))
-        self._dialog = dialog
-        dialog.open()  # never exec(): the engine keeps running while the dialog is up
+        self._dialog = ask_export(self, "Export intents", "intents.csv", self.export_later)
+
+    def export_later(self, path: Path) -> asyncio.Future[int]:
+        """Export what the filters show, written off the GUI thread (ui.models.table)."""
+        self.export_task = export_in_background(path, self.model.columns, self.visible_rows())
+        return self.export_task

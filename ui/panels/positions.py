@@ -18,7 +18,16 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QLineEdit, QMenu, QTableView,
 from engine.core.instruments import Instrument
 from engine.store.report import pnl_of
 from ui.format import lots, pnl_colour, rupees
-from ui.models.table import ROW_ROLE, SORT_ROLE, Column, KeyedTableModel, export_csv
+from ui.models.table import (
+    ROW_ROLE,
+    SORT_ROLE,
+    Column,
+    KeyedTableModel,
+    ask_export,
+    export_csv,
+    export_in_background,
+    fit_columns,
+)
 from ui.reader import JournalReader
 
 
@@ -140,6 +149,7 @@ class PositionsPanel(QWidget):
         self.view = QTableView()
         self.view.setObjectName("positionsTable")
         self.view.setModel(self.proxy)
+        fit_columns(self.view)
         self.view.setSortingEnabled(True)
         self.view.verticalHeader().setVisible(False)
         self.view.horizontalHeader().setStretchLastSection(True)
@@ -207,9 +217,9 @@ class PositionsPanel(QWidget):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def _ask_export(self) -> None:
-        dialog = QFileDialog(self, "Export positions", "positions.csv", "CSV files (*.csv)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setOption(QFileDialog.Option.DontUseNativeDialog)
-        dialog.fileSelected.connect(lambda p: self.export_csv(Path(p)))
-        self._dialog = dialog
-        dialog.open()  # never exec(): the engine keeps running while the dialog is up
+        self._dialog = ask_export(self, "Export positions", "positions.csv", self.export_later)
+
+    def export_later(self, path: Path) -> asyncio.Future[int]:
+        """Export what the filters show, written off the GUI thread (ui.models.table)."""
+        self.export_task = export_in_background(path, self.model.columns, self.visible_rows())
+        return self.export_task

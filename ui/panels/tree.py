@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QModelIndex
-from PySide6.QtWidgets import QTreeView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QTreeView, QVBoxLayout, QWidget
 
 from ui.models.hedge_tree import HedgeTreeModel
 
@@ -18,7 +18,11 @@ class HedgeTreePanel(QWidget):
         self.view.setObjectName("hedgeTree")
         self.view.setModel(self.model)
         self.view.setUniformRowHeights(True)
-        self.view.header().setStretchLastSection(True)
+        header = self.view.header()
+        header.setStretchLastSection(True)
+        header.setMinimumSectionSize(48)
+        for column in range(self.model.columnCount() - 1):  # the reason stretches; the rest fit their text
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.view)

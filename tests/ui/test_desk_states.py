@@ -1,0 +1,45 @@
+"""States a person must not miss: a banner across the window while HALTED (red) or REDUCING
+(amber), a red HALT button, the state and the venue in the title bar; an empty desk says what to
+do first; REDUCING is reachable from the desk and lets exits through."""
+
+from __future__ import annotations
+
+from tests.ui.conftest import RISK, TRADER, DeskHarness, confirm_last, until
+from tests.ui.test_launch_and_tree import _fill_launch
+
+
+async def test_halted_and_reducing_are_unmissable_and_reducing_lets_a_close_through(desk: DeskHarness) -> None:
+    window = await desk.open()
+    assert window.groups.empty.isVisibleTo(window.groups) and "Ctrl+N" in window.groups.empty.text()
+    assert "trading-desk demo" in window.groups.empty.text()
+    assert not window.banner_bar.isVisibleTo(window) and "ACTIVE — PAPER" in window.windowTitle()
+    halt = window.toolbar.widgetForAction(window.halt_action)
+    assert halt is not None and "#b3261e" in halt.styleSheet(), "a red HALT button"
+
+    _fill_launch(window, "G1", lots=2).send.click()
+    await until(lambda: (r := window.groups.model.row("G1")) is not None and r.state == "HEDGED", what="HEDGED")
+    assert not window.groups.empty.isVisibleTo(window.groups), "the hint goes once there is a group"
+
+    window.halt_action.trigger()
+    await window.runner.last
+    await until(lambda: window.banner_bar.isVisibleTo(window), what="the HALTED banner")
+    assert window.banner.text().startswith("TRADING HALTED") and "#b3261e" in window.banner.styleSheet()
+    assert "HALTED — PAPER — tina (trader)" in window.windowTitle()
+    assert not window.launch_action.isEnabled() and "no new groups" in window.launch_action.toolTip()
+
+    # a trader may not ease HALTED; risk moves it to REDUCING, where a close goes through
+    assert not window.reduce_action.isEnabled() and "risk role" in window.reduce_action.toolTip()
+    window.set_actor(RISK)
+    assert window.reduce_action.isEnabled()
+    window.reduce_action.trigger()
+    await window.runner.last
+    await until(lambda: window.banner.text().startswith("REDUCING ONLY"), what="the REDUCING banner")
+    assert "#ffbf47" in window.banner.styleSheet() and "REDUCING — PAPER" in window.windowTitle()
+    window.set_actor(TRADER)
+    window.groups.select_group("G1")
+    assert window.close_action.isEnabled(), "exits reduce exposure: allowed in REDUCING"
+    window.close_action.trigger()
+    confirm_last(window)
+    await window.runner.last
+    await until(lambda: (r := window.groups.model.row("G1")) is not None and r.state == "COMPLETED", what="closed")
+    assert not window.launch_action.isEnabled(), "no new groups while REDUCING"
