@@ -50,10 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trading-desk", description="Execution desk for multi-leg option groups.")
     _add_gui_flags(p)
     sub = p.add_subparsers(dest="command")
+    sh = sub.add_parser(
+        "screenshots",
+        help="a scripted session on a fresh paper desk, then screenshots of every panel and dialog"
+        " and geometry.json (run under xvfb-run for what a person sees)",
+    )
+    sh.add_argument("--out", required=True, metavar="DIR", help="directory for the PNGs and geometry.json")
     sub.add_parser("demo", help="run the sample groups headless on the embedded defaults (journal path printed)")
     h = sub.add_parser("headless", help="run the engine with no window")
     h.add_argument("--db", required=True)
-    h.add_argument("--broker", required=True, help="paper:STATEFILE")
+    h.add_argument("--broker", required=True)
     h.add_argument("--groups", required=True)
     h.add_argument("--json", action="store_true", help="print engine events as JSON lines")
     h.add_argument("--faults", default="none", choices=sorted(PRESETS))
@@ -86,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--broker", required=True)
     act = r.add_mutually_exclusive_group()
     act.add_argument("--list", action="store_true")
-    act.add_argument("--approve", metavar="ID")
-    act.add_argument("--abandon", metavar="ID")
+    act.add_argument(
+        "--approve", metavar="ID", help="send one retry of this orphan (client order or intent id; operator)"
+    )
+    act.add_argument(
+        "--abandon", metavar="ID", help="close this orphan and send nothing (client order or intent id; operator)"
+    )
     r.add_argument("--role", required=True, choices=[x.value for x in Role])
     r.add_argument("--json", action="store_true")
     i = sub.add_parser("instruments", help="list the instrument catalog")
@@ -141,7 +151,43 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("exchange-report", help="orders and positions as the exchange sees them")
     e.add_argument("--broker", required=True)
     e.add_argument("--json", action="store_true")
+    _document(p)
     return p
+
+
+# Help for the flags many subcommands share (units and forms included); one place, so every
+# subcommand's --help says the same thing. A flag with no help anywhere fails the CLI test.
+COMMON_HELP = {
+    "--db": "journal: a SQLite file or a postgresql:// URL",
+    "--broker": "paper:STATEFILE (the in-process paper exchange) or ws://HOST:PORT (trading-desk exchange)",
+    "--json": "print one JSON document (stable field names) instead of a table",
+    "--seed": "seed of the seeded random streams (an integer; the same seed replays the same run)",
+    "--faults": "fault profile: none, flaky or chaos (seeded by --seed)",
+    "--role": "the role to act in: trader, risk or operator (checked against the roles you hold)",
+    "--groups": "groups file: a JSON list of groups (README, Groups file)",
+    "--order-timeout-ms": "order timeout in broker-time milliseconds (SL-LIMIT -> cancel -> MARKET)",
+    "--synchronous": "SQLite synchronous pragma for the journal: FULL (default; survives power loss) or NORMAL",
+    "--list": "list the orphaned intents waiting on an operator",
+    "--theme": "colour theme: dark or light",
+    "args": "the command's arguments: GROUP_ID, ESCALATION_ID [NOTE], CLIENT_ORDER_ID or STATE",
+    "users_action": "grant, revoke or list",
+    "rest": "USER ROLE (for grant and revoke)",
+    "db_action": "init: create or upgrade the schema, the desk roles and the engine login",
+}
+METAVARS = {"gui_db": "DB", "gui_broker": "BROKER", "gui_role": "ROLE", "gui_config": "FILE", "gui_theme": "THEME"}
+
+
+def _document(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _document(sub)
+            continue
+        if action.dest in METAVARS:
+            action.metavar = METAVARS[action.dest]
+        if not action.help:
+            key = action.option_strings[0] if action.option_strings else action.dest
+            action.help = COMMON_HELP.get(key)
 
 
 def _add_gui_flags(p: argparse.ArgumentParser) -> None:
@@ -172,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "gui":
             return _gui(args)
+        if command == "screenshots":
+            from app.gui import check_display
+            from app.screenshots import run as take_screenshots
+
+            check_display(os.environ, sys.platform)
+            return take_screenshots(Path(args.out))
         return asyncio.run(_dispatch(command, args))
     except EXPECTED_ERRORS as exc:
         print(f"trading-desk {command}: error: {exc}", file=sys.stderr)
@@ -293,8 +345,37 @@ async def _recover(args: argparse.Namespace) -> int:
             await broker.close()
     finally:
         await journal.close()
-    print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    print(json.dumps(out, indent=1) if args.json else _recover_text(out))
     return 0
+
+
+def _recover_text(out: dict[str, Any]) -> str:
+    """What ``recover`` did, as a person reads it (``--json`` gives the same as one document)."""
+    lines = []
+    if "approved" in out:
+        retry = out.get("retry_client_order_id") or (out.get("value") or "")
+        lines.append(f"approved {out['approved']}: one retry sent as {retry}".rstrip() + f" {out.get('status', '')}")
+    if "abandoned" in out:
+        lines.append(f"abandoned {out['abandoned']}: nothing was sent")
+    summary = out.get("recovery")
+    if summary:
+        lines.append("recovery: " + ", ".join(f"{v} {k}" for k, v in summary.items()))
+    if "orphaned" in out:
+        rows = out["orphaned"]
+        if not rows:
+            lines.append("no orphaned intent is waiting on an operator")
+        else:
+            lines.append(f"{len(rows)} orphaned intent(s) waiting on an operator (--approve ID or --abandon ID):")
+            header = ("CLIENT ORDER ID", "GROUP", "SIDE", "QTY", "SYMBOL", "REASON")
+            table = [header] + [
+                (r["client_order_id"], r["group_id"], r["side"], str(r["qty"]), r["symbol"], r["reason"]) for r in rows
+            ]
+            widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+            for row in table:
+                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    if out.get("through_engine"):
+        lines.append("(through the journal's running engine)")
+    return "\n".join(lines)
 
 
 def _orphan_json(r: IntentRow) -> dict[str, Any]:
@@ -326,7 +407,7 @@ async def _recover_through_engine(journal: Journal, args: argparse.Namespace, ac
             "through_engine": True,
             "orphaned": [_orphan_json(r) for r in rows],
         }
-    print(json.dumps(out, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    print(json.dumps(out, indent=1) if args.json else _recover_text(out))
     return 0
 
 

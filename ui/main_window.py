@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -67,7 +67,7 @@ from ui.panels.tree import HedgeTreePanel
 from ui.panels.why_menu import install_why
 from ui.reader import JournalReader
 from ui.status import DeskStatusBar
-from ui.viewmodels.confirm import cancel_lines, close_lines, retry_lines, working
+from ui.viewmodels.confirm import cancel_lines, close_lines, manual_hedge_plan, retry_lines, working
 from ui.viewmodels.desk import Changes, Notice
 from ui.viewmodels.enablement import desk_actions, group_actions
 from ui.viewmodels.metrics import MetricsSampler
@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.open_escalations = 0
         self.tray: QSystemTrayIcon | None = None
         self.quit_confirmed = False  # set once the person confirmed quitting with orders working
+        self._shown_once = False
 
     async def start(self) -> None:
         """Open the desk's read connection, build the panels, seed them from the journal, run."""
@@ -203,10 +204,13 @@ class MainWindow(QMainWindow):
         self.docks["detail"].raise_()
         self.docks["positions"].raise_()
         vertical, horizontal = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
-        self.resizeDocks([self.docks["groups"], self.docks["escalations"]], [520, 300], vertical)
-        self.resizeDocks([self.docks["groups"], self.docks["detail"]], [700, 700], horizontal)
+        w, h = max(self.width(), 800), max(self.height(), 600)  # shares of the window, whatever the screen
+        self.resizeDocks([self.docks["groups"], self.docks["escalations"]], [h * 6 // 10, h * 4 // 10], vertical)
+        self.resizeDocks([self.docks["groups"], self.docks["detail"]], [w // 2, w // 2], horizontal)
         self.resizeDocks(
-            [self.docks["escalations"], self.docks["tree"], self.docks["charts"]], [450, 450, 500], horizontal
+            [self.docks["escalations"], self.docks["tree"], self.docks["charts"]],
+            [w * 33 // 100, w * 27 // 100, w * 40 // 100],
+            horizontal,
         )
 
     def restore_default_layout(self) -> None:
@@ -638,13 +642,13 @@ class MainWindow(QMainWindow):
         return dialog
 
     def open_manual_hedge(self, row: EscalationRow) -> ManualHedgeDialog:
-        # Protection is bought on the group's HEDGE instrument, whatever symbol the escalation names
-        # (an orphaned RISK intent names the short leg, which must never be pre-filled as a buy).
-        group = self.view.snapshot().groups.get(row.group_id)
-        symbol = group.spec.hedge.symbol if group is not None else row.symbol
+        """Pre-filled with what brings the group's net exposure to zero (ui.viewmodels.confirm)."""
+        assert self.bridge is not None
+        desk = self.bridge.desk
+        plan = manual_hedge_plan(desk.groups.get(row.group_id), row, desk.intents_of(row.group_id))
         catalog = self.context.catalog
-        lot = catalog[symbol].lot_size if symbol in catalog else 1
-        dialog = ManualHedgeDialog(row.group_id, symbol, Side.BUY.value, row.unhedged_qty, lot, self)
+        lot = catalog[plan.symbol].lot_size if plan.symbol in catalog else 1
+        dialog = ManualHedgeDialog(row.group_id, plan.symbol, Side.BUY.value, plan.qty, lot, self, why=plan.why)
         dialog.confirmed.connect(self._manual_hedge_confirmed)
         dialog.refused.connect(lambda why: self.notify(Notice("error", why)))
         self._keep(dialog)
@@ -697,6 +701,12 @@ class MainWindow(QMainWindow):
         if open_escalations:
             lines.append(f"{open_escalations} escalation(s) open")
         return lines
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:  # the frame (title bar, borders) is known once shown: clamp with it
+            self._shown_once = True
+            QTimer.singleShot(0, self.fit_to_screen)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         risks = [] if self.quit_confirmed else self._quit_risks()

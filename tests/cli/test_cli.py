@@ -219,6 +219,16 @@ def test_recover_lists_and_an_operator_approves_an_orphan(tmp_path: Path) -> Non
         td("recover", "--db", str(db), "--broker", f"paper:{ex}", "--list", "--role", "operator", "--json").stdout
     )
     assert [o["client_order_id"] for o in listed["orphaned"]] == ["ORPHAN1"]
+    text = td("recover", "--db", str(db), "--broker", f"paper:{ex}", "--list", "--role", "operator").stdout
+    assert "1 orphaned intent(s) waiting on an operator" in text and "{" not in text and "[" not in text
+    (line,) = [ln for ln in text.splitlines() if "ORPHAN1" in ln]
+    assert line.split()[:5] == ["ORPHAN1", "G00", "SELL", "75", "NIFTY26DEC24000CE"]
+    refused = td("recover", "--db", str(db), "--broker", f"paper:{ex}", "--approve", "ORPHAN1", "--role", "trader")
+    assert refused.returncode == 2 and "operator role" in refused.stderr
+    conn = sqlite3.connect(db)
+    audit = conn.execute("SELECT role, command, outcome FROM audit_log WHERE command='approve_retry'").fetchall()
+    conn.close()
+    assert audit == [("trader", "approve_retry", "REFUSED")], "a refusal from the CLI is audited too"
     approved = td(
         "recover", "--db", str(db), "--broker", f"paper:{ex}", "--approve", "ORPHAN1", "--role", "operator", "--json"
     )
@@ -362,3 +372,63 @@ def test_without_a_display_the_desk_says_what_to_do_and_exits_2(tmp_path: Path) 
     assert "no display: run under a desktop session or `xvfb-run -a trading-desk`" in run.stderr
     assert "xcb" not in run.stderr and "Aborted" not in run.stderr
     assert not (tmp_path / "j.db").exists(), "nothing opened"
+
+
+def test_every_flag_has_help_and_the_desk_flags_have_metavars() -> None:
+    import argparse
+
+    from app.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(sub, f"{name} {sub_name}")
+            elif not action.help and action.dest != "help":
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    walk(build_parser(), "trading-desk")
+    assert missing == []
+    top = td("--help").stdout
+    assert "[--db DB] [--broker BROKER] [--role ROLE]" in top and "GUI_DB" not in top
+    headless = td("headless", "--help").stdout
+    assert "ws://HOST:PORT" in headless and "milliseconds" in headless
+
+
+def _readme_usage() -> dict[str, str]:
+    """The README's usage block, per subcommand (the window's own flags under '')."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("## Command line") :].split("```")[1]
+    usage: dict[str, str] = {}
+    current = None
+    for line in block.splitlines():
+        if line.startswith("trading-desk"):
+            words = line.split()
+            current = "" if len(words) < 2 or words[1].startswith("[") else words[1]
+        if current is not None:
+            usage[current] = usage.get(current, "") + " " + line.split("#")[0]
+    return usage
+
+
+def test_the_readme_lists_every_subcommand_and_every_flag_that_exists() -> None:
+    import argparse
+
+    from app.cli import build_parser
+
+    usage = _readme_usage()
+    missing = []
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in [("", parser), *subs.choices.items()]:
+        if name not in usage:
+            missing.append(f"trading-desk {name}")
+            continue
+        for action in sub._actions:
+            if action.help is argparse.SUPPRESS or isinstance(action, argparse._SubParsersAction):
+                continue
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help" and flag not in usage[name]:
+                    missing.append(f"trading-desk {name} {flag}")
+    assert missing == []

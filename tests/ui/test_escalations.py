@@ -73,7 +73,14 @@ async def test_a_mistyped_manual_hedge_is_refused_and_the_right_one_goes_through
     assert window.escalations.select(esc.escalation_id)
     qtbot.mouseClick(window.escalations.buttons["manual_hedge"], Qt.MouseButton.LeftButton)
     dialog = window.dialogs[-1]
-    assert dialog.qty.value() == esc.unhedged_qty == 150
+    # nothing was bought and so nothing was sold: net exposure is 0, and buying 150 would over-hedge
+    assert dialog.qty.value() == 0 and esc.unhedged_qty == 150
+    assert "net exposure is +0" in dialog.plan.text() and "over-hedge" in dialog.plan.text()
+    assert not dialog.send.isEnabled() and "nothing to send" in dialog.message.text()
+    dialog.qty.setValue(100)  # not a whole number of lots of 75
+    assert not dialog.send.isEnabled() and "not a whole number of lots of 75" in dialog.message.text()
+    dialog.qty.setValue(150)  # the trader decides to buy the protection anyway
+    assert dialog.send.isEnabled()
 
     dialog.confirm.setText("15")
     qtbot.mouseClick(dialog.send, Qt.MouseButton.LeftButton)

@@ -45,6 +45,7 @@ async def test_intent_filters_narrow_the_rows_and_csv_exports_exactly_them(desk:
     assert len(body) == 2
     id_col = next(i for i, title in enumerate(header) if "client" in title.lower() or title.lower() == "id")
     assert {r[id_col] for r in body} == ids
+    assert {r[header.index("Order status")] for r in body} == {"FILLED"}, "the order's status, never INTENT"
 
 
 async def test_the_export_dialog_never_blocks_the_engine_and_writes_off_the_gui_thread(

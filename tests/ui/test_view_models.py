@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import aiosqlite
@@ -45,9 +46,10 @@ from ui.models.columns import group_columns
 from ui.models.hedge_tree import HedgeTreeModel
 from ui.models.table import KeyedTableModel
 from ui.reader import JournalReader
+from ui.viewmodels.confirm import manual_hedge_plan
 from ui.viewmodels.desk import DeskViewModel, notice_for
 from ui.viewmodels.metrics import RingBuffer
-from ui.viewmodels.rows import GroupRow, IntentView, NodeView
+from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView, NodeView
 
 
 def _row(gid: str, state: str = "CREATED", hedge: int = 0) -> GroupRow:
@@ -293,3 +295,43 @@ def test_the_sampler_records_journal_commit_latency_p50_and_p99() -> None:
     assert list(t) == [1.0] and list(p99) == [900.0]
     assert list(sampler.series["commit_p50"].view()[1]) == [120.0]
     assert list(sampler.series["event_rate"].view()[1]) == [20.0]
+
+
+def test_manual_hedge_prefills_what_brings_net_exposure_to_zero() -> None:
+    def intent(role: str, side: str, filled: int, symbol: str) -> IntentView:
+        return IntentView(
+            f"{role}{side}{filled}",
+            "I",
+            1,
+            "G",
+            role,
+            "LEG",
+            0,
+            symbol,
+            side,
+            150,
+            "MARKET",
+            "FILLED",
+            "FILLED",
+            filled,
+            "B",
+            "",
+            "",
+        )
+
+    def group(net: int) -> GroupRow:
+        return replace(_row("G", "HEDGED", 150), hedge_symbol="H", risk_symbol="R", net_cover_qty=net)
+
+    def esc(symbol: str, qty: int, kind: str = "MANUAL_ACTION") -> EscalationRow:
+        return EscalationRow(1, kind, "CRITICAL", "OPEN", "G", "", symbol, qty, "", "", "", "")
+
+    short = [intent("HEDGE", "BUY", 150, "H"), intent("RISK", "SELL", 150, "R")]
+    # a close whose buy-back failed: the missing buy-back of the short, never a hedge purchase
+    plan = manual_hedge_plan(group(0), esc("R", 150), short)
+    assert (plan.symbol, plan.qty) == ("R", 150) and "buys back" in plan.why
+    # a short the hedge does not cover: the hedge for exactly the uncovered units
+    plan = manual_hedge_plan(group(-75), esc("H", 150, "HEDGE_EXHAUSTED"), short)
+    assert (plan.symbol, plan.qty) == ("H", 75)
+    # covered (or long): nothing, and why, rather than over-buy
+    plan = manual_hedge_plan(group(0), esc("H", 150, "HEDGE_EXHAUSTED"), short)
+    assert plan.qty == 0 and "over-hedge" in plan.why

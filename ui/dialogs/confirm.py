@@ -22,6 +22,7 @@ class ConfirmDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setObjectName("confirmDialog")
+        self.setMinimumWidth(480)  # an order on one line, not wrapped word by word
         self.head = head = QLabel(f"<b>{headline}</b>")
         head.setWordWrap(True)
         self.body = QLabel("<br>".join(lines) if lines else "Nothing is sent.")

@@ -19,6 +19,7 @@ class ResolveDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(f"Resolve escalation #{row.escalation_id}")
         self.row = row
+        self.setMinimumWidth(480)
         what = QLabel(f"<b>#{row.escalation_id} {row.severity} {row.kind}</b> in {row.group_id}<br>{row.reason}")
         what.setWordWrap(True)
         self.note = QPlainTextEdit()

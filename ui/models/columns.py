@@ -88,15 +88,11 @@ def group_columns(
     credit, total = money("credit_received_paise"), money("total_paise")
     return [
         Column("Group", lambda r: r.group_id),
-        Column("Template", lambda r: r.template),
+        Column("State", lambda r: r.state, background=lambda r: FAMILY_COLOURS.get(r.family)),
         Column("Underlying", lambda r: getattr(inst(r.risk_symbol), "underlying", "")),
         Column("Expiry", lambda r: expiry_of(r.risk_symbol)),
         Column("Strikes", strikes),
         Column("Lots", lot_count, lambda v: "" if v is None else str(v), align_right=True),
-        Column("State", lambda r: r.state, background=lambda r: FAMILY_COLOURS.get(r.family)),
-        Column("Hedge fill", lambda r: r.hedge_fill_pct, _pct, align_right=True),
-        Column("Risk fill", lambda r: r.risk_fill_pct, _pct, align_right=True),
-        Column("Net exposure", lambda r: r.net_cover_qty, align_right=True),
         Column("Credit", credit, lambda v: "" if v is None else rupees(int(v)), align_right=True),
         Column(
             "P&L",
@@ -105,13 +101,17 @@ def group_columns(
             align_right=True,
             foreground=lambda r: pnl_colour(total(r)),
         ),
+        Column("Hedge fill", lambda r: r.hedge_fill_pct, _pct, align_right=True),
+        Column("Risk fill", lambda r: r.risk_fill_pct, _pct, align_right=True),
+        Column("Net exposure", lambda r: r.net_cover_qty, align_right=True),
         Column("Stop", lambda r: r.stop_trigger_paise, lambda v: "" if v is None else rupees(int(v)), align_right=True),
         Column("Age", age, _age, align_right=True),
+        Column("Template", lambda r: r.template),
         Column("Reason", lambda r: r.reason),
     ]
 
 
-AGE_COLUMN = 13
+AGE_COLUMN = 12  # the trader's order: what and how it stands first, then the detail
 
 
 def intent_columns() -> list[Column[IntentView]]:
@@ -129,7 +129,9 @@ def intent_columns() -> list[Column[IntentView]]:
         Column("Limit", lambda r: r.limit_paise, _money, align_right=True),
         Column("Trigger", lambda r: r.trigger_paise, _money, align_right=True),
         Column("Status", lambda r: r.status, background=lambda r: INTENT_STATUS_COLOURS.get(r.status)),
-        Column("Order status", lambda r: r.order_status),
+        Column(
+            "Order status", lambda r: r.order_status, lambda v: "not at the broker yet" if v == "INTENT" else str(v)
+        ),
         Column("Broker order id", lambda r: r.broker_order_id, mono=True),
         Column("Reason", lambda r: r.reason),
     ]
@@ -148,6 +150,10 @@ def escalation_columns() -> list[Column[EscalationRow]]:
         Column("Handled by", lambda r: r.handled_by),
         Column("Reason", lambda r: r.reason),
     ]
+
+
+def _order_status(v: object) -> str:
+    return "not at the broker yet" if v == "INTENT" else str(v)  # INTENT: journaled, not yet sent
 
 
 def _money(v: object) -> str:

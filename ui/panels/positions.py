@@ -144,6 +144,7 @@ class PositionsPanel(QWidget):
         self.proxy.setSortRole(SORT_ROLE)
         self.totals = QLabel("Desk P&L —")
         self.totals.setObjectName("deskTotals")
+        self.totals.setWordWrap(True)  # the panel narrows on a laptop screen; the figures wrap, never cut
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("filter group, symbol, leg…")
         self.view = QTableView()

@@ -4,9 +4,10 @@ Pure functions of the desk's rows (so they are tested without a window)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from engine.core.model import TERMINAL_INTENT_STATUSES, TERMINAL_ORDER_STATUSES, IntentStatus
-from ui.viewmodels.rows import IntentView
+from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView
 
 _DONE = {s.value for s in TERMINAL_ORDER_STATUSES} | {s.value for s in TERMINAL_INTENT_STATUSES}
 
@@ -62,3 +63,32 @@ def retry_lines(orphan: IntentView) -> list[str]:
         f"{order_words(orphan)}: attempt {orphan.attempt + 1} of {orphan.client_order_id}, with a new client"
         " order id, sent once only if the broker, asked once more, still does not have the original"
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class HedgePlan:
+    """What Manual hedge… pre-fills: the order that brings the group's net exposure to zero."""
+
+    symbol: str
+    qty: int  # 0: nothing is needed
+    why: str
+
+
+def manual_hedge_plan(group: GroupRow | None, row: EscalationRow, intents: list[IntentView]) -> HedgePlan:
+    """An exit or a stop that did not buy the short back: the missing buy-back of the short leg.
+    A short the hedge does not cover: the hedge for the uncovered units. Otherwise the short is
+    covered (net exposure zero or long): nothing, and it says so, rather than over-buy."""
+    if group is None:
+        return HedgePlan(row.symbol, row.unhedged_qty, f"group {row.group_id} is not in this desk's book")
+    short, _ = _net(intents, "RISK")
+    if row.symbol == group.risk_symbol and short < 0:
+        qty = min(row.unhedged_qty or -short, -short)
+        return HedgePlan(group.risk_symbol, qty, f"buys back {qty} of the {-short} short the exit did not")
+    if group.net_cover_qty < 0:
+        qty = -group.net_cover_qty
+        return HedgePlan(group.hedge_symbol, qty, f"covers the {qty} of the short the hedge does not")
+    return HedgePlan(
+        group.hedge_symbol,
+        0,
+        f"net exposure is {group.net_cover_qty:+d}: the short is covered; buying more would over-hedge",
+    )
