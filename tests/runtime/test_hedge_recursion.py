@@ -103,3 +103,36 @@ async def test_interim_exposure_from_confirmed_fills_is_hedged_at_once(harness: 
     hedged = sum(i["filled_qty"] for i in intents if i["role"] == "HEDGE")
     short = sum(i["filled_qty"] for i in intents if i["role"] == "RISK")
     assert hedged == short == 150
+
+
+async def test_an_exhausted_hedge_that_leaves_a_short_open_is_critical_and_one_that_does_not_is_a_warning(
+    harness: Harness,
+) -> None:
+    import sqlite3
+
+    engine = await harness.start()
+    await engine.launch(group("G1", qty=150), TRADER)
+    assert await engine.wait_settled(10)
+    await harness.crash()
+    conn = sqlite3.connect(harness.db)  # 150 short against 75 long, as above
+    conn.execute("UPDATE intents SET filled_qty=75, fills_qty=75 WHERE role='HEDGE'")
+    conn.commit()
+    conn.close()
+    assert harness.broker is not None
+    harness.broker.core.set_depth("NIFTY26DEC24200CE", lots_per_level=0)  # nothing to buy: it exhausts
+    engine = await harness.start()
+    assert await engine.wait_settled(10)
+    doc = await harness.document()
+    (interim,) = [e for e in doc["escalations"] if e["kind"] == "HEDGE_EXHAUSTED"]
+    assert interim["unhedged_qty"] == 75 and "NOT hedged" in interim["reason"]
+    assert harness.journal is not None
+    severity = await harness.journal.fetch("SELECT severity FROM escalations WHERE kind='HEDGE_EXHAUSTED'")
+    assert severity == [("CRITICAL",)], "a short no hedge covers"
+
+    # a hedge leg that finds nothing before anything is sold leaves no short: a warning
+    await engine.launch(group("G2", qty=150), TRADER)
+    assert await engine.wait_settled(10)
+    rows = await harness.journal.fetch(
+        "SELECT severity FROM escalations WHERE kind='HEDGE_EXHAUSTED' AND group_id='G2'"
+    )
+    assert rows == [("WARNING",)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tests.ui.conftest import RISK, TRADER, DeskHarness, confirm_last, until
 from tests.ui.test_launch_and_tree import _fill_launch
+from ui.viewmodels.desk import Notice
 
 
 async def test_halted_and_reducing_are_unmissable_and_reducing_lets_a_close_through(desk: DeskHarness) -> None:
@@ -43,3 +44,15 @@ async def test_halted_and_reducing_are_unmissable_and_reducing_lets_a_close_thro
     await window.runner.last
     await until(lambda: (r := window.groups.model.row("G1")) is not None and r.state == "COMPLETED", what="closed")
     assert not window.launch_action.isEnabled(), "no new groups while REDUCING"
+
+
+async def test_a_long_message_never_widens_the_window_and_its_whole_text_is_in_the_tooltip(desk: DeskHarness) -> None:
+    window = await desk.open()
+    before = window.width()
+    text = "refused: " + "a very long reason " * 300
+    window.notify(Notice("error", text))
+    window.notify(Notice("error", text))
+    assert window.width() == before, "the message is cut (tooltip), the window keeps its width"
+    assert window.status.message.toolTip() == text
+    window.notify(Notice("info", "launch G2: done"))  # the next message replaces the error
+    assert window.status.message.text() == "launch G2: done"

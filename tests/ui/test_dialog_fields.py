@@ -18,6 +18,8 @@ BAD_FIELDS = [
     ("hedge_limit", "212.33", "tick"),
     ("hedge_limit", "NaN", "price"),
     ("hedge_limit", "1e9", "price"),
+    ("stop_trigger", "abc", "price"),
+    ("stop_trigger", "250.33", "tick"),
 ]
 
 
@@ -34,7 +36,12 @@ async def test_a_mistyped_launch_field_disables_send_and_says_why(
     assert not dialog.send.isEnabled()
     shown = dialog.preview.text()
     assert shown.startswith("Cannot send: ") and message in shown, shown
+    at_fault = getattr(dialog, field)
+    assert dialog.bad_field is at_fault and "#ff6b6b" in at_fault.styleSheet(), "marked where the mistake is"
+    assert message in at_fault.toolTip()
     dialog.send.click()  # a click on the disabled button (or Enter) sends nothing
     dialog.reject()
+    at_fault.setText("OK2" if field == "group_id" else "")  # corrected: the mark goes
+    assert dialog.send.isEnabled() and dialog.bad_field is None and at_fault.styleSheet() == ""
     assert await desk.journal_rows("SELECT COUNT(*) FROM groups") == [(0,)]
     assert await desk.journal_rows("SELECT COUNT(*) FROM intents") == [(0,)]

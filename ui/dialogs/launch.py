@@ -17,14 +17,16 @@ from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
+    QWidget,
 )
 
 from engine.core.groups import GroupSpec, GroupSpecError, parse_group
-from engine.core.instruments import Instrument
+from engine.core.instruments import Instrument, PriceError
 from engine.core.margin import MarginModel, MarginModelError, group_margin_paise
 from engine.core.quotes import Quote, spot_of
 from engine.core.slicing import slice_qty
@@ -104,6 +106,14 @@ def figures_text(spec: GroupSpec, figures: SpreadFigures) -> str:
     return "\n".join(lines)
 
 
+class FieldError(ValueError):
+    """A value one field of the dialog holds is wrong (the field is marked)."""
+
+    def __init__(self, widget: QWidget, message: str) -> None:
+        super().__init__(message)
+        self.widget = widget
+
+
 class LaunchDialog(QDialog):
     launch_requested = Signal(object)  # GroupSpec
 
@@ -126,6 +136,7 @@ class LaunchDialog(QDialog):
         self.margin_in_use = margin_in_use
         self.precautions = precautions or Precautions()
         self.figures: SpreadFigures | None = None
+        self.bad_field: QWidget | None = None
         self.templates = load_templates()
         self.spec: GroupSpec | None = None
         self.template = QComboBox()
@@ -185,6 +196,7 @@ class LaunchDialog(QDialog):
         self.form = form
         buttons = action_row(cancel, self.send)
         layout = QVBoxLayout(self)
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # it grows with its preview
         layout.addLayout(form)
         layout.addWidget(self.precaution)
         layout.addWidget(self.preview)
@@ -248,6 +260,12 @@ class LaunchDialog(QDialog):
         lot = self.catalog[risk_symbol].lot_size
         qty = self.lots.value() * lot
         hedge_leg: dict[str, Any] = {"role": "HEDGE", "symbol": hedge_symbol, "side": "BUY", "qty": qty}
+        for field, symbol in ((self.hedge_limit, hedge_symbol), (self.stop_trigger, risk_symbol)):
+            if field.text().strip():
+                try:  # checked here, field by field, so the message lands on the field at fault
+                    self.catalog[symbol].price_to_paise(field.text().strip())
+                except PriceError as exc:
+                    raise FieldError(field, str(exc)) from exc
         if self.hedge_limit.text().strip():
             hedge_leg["limit_price"] = self.hedge_limit.text().strip()
         raw: dict[str, Any] = {
@@ -268,7 +286,9 @@ class LaunchDialog(QDialog):
             self.spec = None
             self.preview.setText(f"Cannot send: {exc}")
             self.send.setEnabled(False)
+            self._mark_field(str(exc), exc.widget if isinstance(exc, FieldError) else None)
             return
+        self._mark_field("")
         self.spec = spec
         over = self.over_precautions(spec)
         self.typed_label.setVisible(bool(over))
@@ -281,6 +301,28 @@ class LaunchDialog(QDialog):
         self.send.setEnabled(typed_ok)
         self.watch([self.catalog[spec.risk.symbol].underlying, *(leg.symbol for leg in spec.legs)])
         self.update_costs()
+
+    def field_for(self, problem: str) -> QWidget | None:
+        """The field a validation message is about (so it is marked where the mistake is)."""
+        text = problem.lower()
+        for words, widget in (
+            (("trigger", "stop"), self.stop_trigger),
+            (("limit",), self.hedge_limit),
+            (("group_id", "group id"), self.group_id),
+            (("strike",), self.hedge_strike),
+            (("qty", "lot", "freeze"), self.lots),
+        ):
+            if any(w in text for w in words):
+                return widget
+        return None
+
+    def _mark_field(self, problem: str, at: QWidget | None = None) -> None:
+        """A red frame and the reason as its tooltip on the field at fault; the others cleared."""
+        bad = at or (self.field_for(problem) if problem else None)
+        for widget in (self.stop_trigger, self.hedge_limit, self.group_id, self.hedge_strike, self.lots):
+            widget.setStyleSheet("border: 1px solid #ff6b6b;" if widget is bad else "")
+            widget.setToolTip(problem if widget is bad else "")
+        self.bad_field = bad
 
     def over_precautions(self, spec: GroupSpec) -> list[str]:
         underlying = self.catalog[spec.risk.symbol].underlying

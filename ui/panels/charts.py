@@ -14,20 +14,26 @@ from PySide6.QtWidgets import QGridLayout, QTabWidget, QVBoxLayout, QWidget
 from ui.viewmodels.metrics import MetricsSampler
 
 # plot title, unit, and the series drawn in it (with their pens)
+# Titles short enough for a laptop's quarter panel; the whole description is the plot's tooltip.
 TRADING = {
     "desk_pnl": ("Desk P&L", "₹", (("desk_pnl", "#7fd18b"),)),
-    "group_pnl": ("Selected group P&L", "₹", (("group_pnl", "#9fd3ff"),)),
-    "uncovered": ("Short lots not covered by a hedge, per underlying", "lots", ()),
+    "group_pnl": ("Group P&L", "₹", (("group_pnl", "#9fd3ff"),)),
+    "uncovered": ("Uncovered short", "lots", ()),
 }
 SYSTEM = {
-    "exposure": ("Uncovered short exposure", "units", (("exposure", "#7fd18b"),)),
+    "exposure": ("Uncovered short", "units", (("exposure", "#7fd18b"),)),
     "event_rate": ("Broker events", "events/s", (("event_rate", "#7fd18b"),)),
-    "commit": (
-        "Journal commit latency (p50 green, p99 amber)",
-        "µs",
-        (("commit_p50", "#7fd18b"), ("commit_p99", "#f0b44c")),
-    ),
+    "commit": ("Commit latency", "µs", (("commit_p50", "#7fd18b"), ("commit_p99", "#f0b44c"))),
     "clock_offset": ("Broker clock offset", "ms", (("clock_offset", "#7fd18b"),)),
+}
+TIPS = {
+    "desk_pnl": "The desk's total P&L (realised + unrealised at the journaled marks), in rupees",
+    "group_pnl": "The selected group's P&L, in rupees",
+    "uncovered": "Short lots that no hedge covers, per underlying (0 is the goal)",
+    "exposure": "Short units no hedge covers, summed over groups",
+    "event_rate": "Broker events applied per second",
+    "commit": "Journal commit latency: p50 green, p99 amber",
+    "clock_offset": "The broker's clock against ours, in milliseconds",
 }
 TITLES = {**TRADING, **SYSTEM}
 _UNDERLYING_PENS = ("#ffbf47", "#e07ce0", "#9fd3ff", "#7fd18b", "#ff6b6b")
@@ -56,6 +62,8 @@ class ChartsPanel(QWidget):
             grid.setContentsMargins(2, 2, 2, 2)
             for i, (key, (title, unit, series)) in enumerate(charts.items()):
                 plot = self.plots[key] = _plot(title, unit)
+                plot.setToolTip(TIPS[key])
+                plot.setMinimumSize(160, 110)
                 for series_name, colour in series:
                     self.curves[series_name] = self._curve(plot, colour)
                 grid.addWidget(plot, i // 2, i % 2)
