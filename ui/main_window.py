@@ -241,8 +241,9 @@ class MainWindow(QMainWindow):
         width = min(self.width(), area.width() - extra_w)
         height = min(self.height(), area.height() - extra_h)
         self.resize(width, height)
-        x = min(max(frame.x(), area.x()), area.right() - width - extra_w + 1)
-        y = min(max(frame.y(), area.y()), area.bottom() - height - extra_h + 1)
+        # onto the screen; a window wider than it (its panels' minimum) starts at its left/top edge
+        x = max(area.x(), min(frame.x(), area.right() - width - extra_w + 1))
+        y = max(area.y(), min(frame.y(), area.bottom() - height - extra_h + 1))
         self.move(x, y)
 
     def save_layout(self) -> None:
