@@ -150,6 +150,10 @@ class GroupRuntime:
     # (not journaled: after a restart they stay open for a person to resolve)
     held_exit_escalations: list[int] = field(default_factory=list)
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # a checkpoint written before a field existed (engine.audit.checkpoint) loads with its default
+        self.__dict__.update({"held_exit_escalations": [], **state})
+
     @property
     def settled(self) -> bool:
         if self.state is GroupState.HEDGED and self.close_requested:

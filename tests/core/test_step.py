@@ -351,3 +351,17 @@ def test_a_stop_held_by_halt_is_escalated_once_and_planning_does_not_spin() -> N
     assert escalation.kind is EscalationKind.MANUAL_ACTION and "STOP" in escalation.reason
     (stop,) = of(desk.give(SetTradingState(TradingState.ACTIVE, RISK)), Place)
     assert stop.request.order_type is OrderType.SL
+
+
+def test_a_group_from_a_checkpoint_older_than_its_newest_field_loads_with_the_default() -> None:
+    import pickle
+
+    from engine.core.book import GroupRuntime
+
+    old = GroupRuntime.__new__(GroupRuntime)  # as a stop-20 checkpoint pickled it: no held_exit_escalations
+    old.__dict__.update(spec=None, state=GroupState.HEDGED, reason="", waiting_on_person=False)
+    old.__dict__.update(close_requested=False, cancel_requested=False, margin_paise=0)
+    assert pickle.loads(pickle.dumps(old)).held_exit_escalations == []
+    new = GroupRuntime(None, GroupState.HEDGED)  # type: ignore[arg-type]
+    new.held_exit_escalations.append(7)
+    assert pickle.loads(pickle.dumps(new)).held_exit_escalations == [7]
