@@ -152,6 +152,10 @@ async def take(out: Path, home: Path | None = None) -> dict[str, Any]:
         broker.core.set_depth(THIN_HEDGE, lots_per_level=1, levels=1)  # a thin hedge book
         await window.commander.execute(Launch(_spec("NIFTY-PE-2", THIN_HEDGE, THIN_RISK, 300), trader))
         await _until(lambda: (r := window.groups.model.row("NIFTY-CE-1")) is not None and r.state == "HEDGED", "HEDGED")
+        await _until(
+            lambda: any(r.kind == "HEDGE_EXHAUSTED" for r in window.escalations.model.rows()),
+            "the thin hedge's escalation",
+        )
         await _settle(3.0)  # the market moves: quotes, marks and P&L
         window.groups.select_group("NIFTY-CE-1")
         await _settle(1.0)
@@ -170,9 +174,8 @@ async def take(out: Path, home: Path | None = None) -> dict[str, Any]:
         escalation = next(r for r in window.escalations.model.rows() if r.kind == "ORPHANED_INTENT")
         dialogs.append(("confirm-approve-retry", window.request_approve_retry(escalation)))
         dialogs.append(("resolve", window.open_resolve(escalation)))
-        exhausted = [r for r in window.escalations.model.rows() if r.kind != "ORPHANED_INTENT"]
-        if exhausted:
-            dialogs.append(("manual-hedge", window.open_manual_hedge(exhausted[0])))
+        exhausted = next(r for r in window.escalations.model.rows() if r.kind == "HEDGE_EXHAUSTED")
+        dialogs.append(("manual-hedge", window.open_manual_hedge(exhausted)))
         why = await window.why(escalation.client_order_id)
         if why is not None:
             dialogs.append(("why", why))
