@@ -163,7 +163,8 @@ class ScriptedExchange(ExchangeProcess):
     def start(self, timeout_s: float = 20) -> None:
         assert self.proc is None or self.proc.poll() is not None
         args = ["exchange", "--port", "0", "--state", str(self.state), "--faults", self.faults]
-        args += ["--seed", str(self.seed), "--script", str(self.script)]
+        # the scripts move prices themselves: the independent walk they were written against, no spot model
+        args += ["--seed", str(self.seed), "--script", str(self.script), "--market", "none"]
         with self.log.open("a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True
