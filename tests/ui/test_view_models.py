@@ -326,9 +326,10 @@ def test_manual_hedge_prefills_what_brings_net_exposure_to_zero() -> None:
         return EscalationRow(1, kind, "CRITICAL", "OPEN", "G", "", symbol, qty, "", "", "", "")
 
     short = [intent("HEDGE", "BUY", 150, "H"), intent("RISK", "SELL", 150, "R")]
-    # a close whose buy-back failed: the missing buy-back of the short, never a hedge purchase
+    # an exit escalation naming the short leg: never a buy of the short leg (it would be booked as
+    # hedge and a later close would buy the short back twice); covered, so nothing
     plan = manual_hedge_plan(group(0), esc("R", 150), short)
-    assert (plan.symbol, plan.qty) == ("R", 150) and "buys back" in plan.why
+    assert (plan.symbol, plan.qty) == ("H", 0)
     # a short the hedge does not cover: the hedge for exactly the uncovered units
     plan = manual_hedge_plan(group(-75), esc("H", 150, "HEDGE_EXHAUSTED"), short)
     assert (plan.symbol, plan.qty) == ("H", 75)

@@ -80,10 +80,9 @@ def manual_hedge_plan(group: GroupRow | None, row: EscalationRow, intents: list[
     covered (net exposure zero or long): nothing, and it says so, rather than over-buy."""
     if group is None:
         return HedgePlan(row.symbol, row.unhedged_qty, f"group {row.group_id} is not in this desk's book")
-    short, _ = _net(intents, "RISK")
-    if row.symbol == group.risk_symbol and short < 0:
-        qty = min(row.unhedged_qty or -short, -short)
-        return HedgePlan(group.risk_symbol, qty, f"buys back {qty} of the {-short} short the exit did not")
+    # A manual hedge is always booked as the group's HEDGE (engine.core.hedge_tree), so it only
+    # ever buys the hedge symbol: a buy of the short leg here would be counted as hedge and a
+    # later close would buy the short back a second time.
     if group.net_cover_qty < 0:
         qty = -group.net_cover_qty
         return HedgePlan(group.hedge_symbol, qty, f"covers the {qty} of the short the hedge does not")
