@@ -180,6 +180,8 @@ async def _run(config: GuiConfig, exit_after_s: float | None, screenshot: Path |
         if screenshot is not None:
             loop.call_later(max(0.5, (exit_after_s or 2.0) - 0.5), window.save_screenshot, screenshot)
         if exit_after_s is not None:
+            # --exit-after is an unattended run: no one is there to answer "quit with orders working?"
+            window.quit_confirmed = True
             loop.call_later(exit_after_s, window.close)
         await window.wait_closed()
     finally:

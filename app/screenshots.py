@@ -149,8 +149,12 @@ async def take(out: Path, home: Path | None = None) -> dict[str, Any]:
         await _until(lambda: window.escalations.model.rows(), "orphan escalation")
         trader = Actor(user, Role.TRADER)
         await window.commander.execute(Launch(_spec("NIFTY-CE-1", HEDGE, RISK_SYMBOL, 150, "250.00"), trader))
-        broker.core.set_depth(THIN_HEDGE, lots_per_level=1, levels=1)  # a thin hedge book
-        await window.commander.execute(Launch(_spec("NIFTY-PE-2", THIN_HEDGE, THIN_RISK, 300), trader))
+        broker.core.set_depth(THIN_HEDGE, lots_per_level=1, levels=1)  # a thin hedge book: a lot per order
+        # One more lot than the hedge tree's waves (depth 0..max_hedge_depth, a lot each) can fill,
+        # so the escalation is certain; with exactly as many, a book refilled in time hedged it all.
+        thin_lots = config.max_hedge_depth + 2
+        thin_qty = thin_lots * load_catalog()[THIN_HEDGE].lot_size
+        await window.commander.execute(Launch(_spec("NIFTY-PE-2", THIN_HEDGE, THIN_RISK, thin_qty), trader))
         await _until(lambda: (r := window.groups.model.row("NIFTY-CE-1")) is not None and r.state == "HEDGED", "HEDGED")
         await _until(
             lambda: any(r.kind == "HEDGE_EXHAUSTED" for r in window.escalations.model.rows()),

@@ -55,7 +55,8 @@ async def test_a_close_while_halted_is_refused_with_the_reason(desk: DeskHarness
     await until(lambda: not window.close_action.isEnabled(), what="Close disabled while HALTED")
     for target in (window.close_action, window.groups.close_button):
         assert "HALTED" in target.toolTip() and "REDUCING" in target.toolTip()
-    assert window.cancel_action.isEnabled(), "cancels pass whatever the state"
+    assert not window.cancel_action.isEnabled(), "a HEDGED group is closed, not cancelled (the engine refuses)"
+    assert "close it instead" in window.cancel_action.toolTip()
     window.request_close("G1")  # past the disabled button: the engine decides, and says why
     confirm_last(window)
     await window.runner.last

@@ -32,7 +32,7 @@ def order_words(i: IntentView, qty: int | None = None) -> str:
 
 
 def cancel_lines(intents: Iterable[IntentView]) -> list[str]:
-    rows = working(intents)
+    rows = [i for i in working(intents) if i.purpose in ("LEG", "HEDGE")]
     return [f"cancel {order_words(i, i.qty - i.filled_qty)} ({i.client_order_id})" for i in rows]
 
 

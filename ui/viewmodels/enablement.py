@@ -38,6 +38,8 @@ def group_actions(role: Role, state: TradingState, group: GroupRow | None) -> di
         return {"cancel": trader or "select a group first", "close": trader or "select a group first"}
     finished = f"{group.group_id} is {group.state}" if group.state in TERMINAL else ""
     cancel = trader or finished
+    if not cancel and group.state == "HEDGED":
+        cancel = f"{group.group_id} is HEDGED; close it instead"
     if trader or finished:
         close = trader or finished
     elif group.state != "HEDGED":
