@@ -307,6 +307,7 @@ async def run_bench(as_json: bool, quick: bool = False) -> int:
     )[0]
     with tempfile.TemporaryDirectory(prefix="td-bench-") as d:
         tmp = Path(d)
+        against = await against_references(tmp, quick)
         grouped = await _ingest_rate(tmp, 100, spec)
         single = await _ingest_rate(tmp, 1, spec)
         full_us = await _intent_commit_us(tmp, "FULL", spec)
@@ -320,6 +321,7 @@ async def run_bench(as_json: bool, quick: bool = False) -> int:
     runs = [(_step_us_per_event(100), _step_us_per_event(10_000)) for _ in range(3)]
     small, large = min(r[0] for r in runs), min(r[1] for r in runs)
     result: dict[str, Any] = {
+        **against,
         "ingest_events_per_s_group_commit": round(grouped),
         "ingest_events_per_s_commit_per_event": round(single),
         "ingest_group_commit_speedup": round(grouped / single, 2),
@@ -341,6 +343,61 @@ async def run_bench(as_json: bool, quick: bool = False) -> int:
         for key, value in result.items():
             print(f"{key:<40} {value}")
     return 0
+
+
+# --- against the seed design and the storage floor (issue 15) -------------------------------
+
+
+async def _ingest_child(events: int, tmp: Path) -> dict[str, Any]:
+    """The engine's ingest of ``events`` offered events in a process of its own (its peak RSS)."""
+    import sys
+
+    run = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.bench_ingest", str(events), str(tmp),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await run.communicate()
+    if run.returncode:
+        raise RuntimeError(f"ingest bench ({events} events) failed: {err.decode(errors='replace')[-500:]}")
+    doc: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return doc
+
+
+async def against_references(tmp: Path, quick: bool) -> dict[str, Any]:
+    """Ingest (ours, the seeds' pattern, the sqlite3 floor), memory at two sizes, intent-to-wire,
+    ten sliced children, HALT, recovery and ``journal --json``; each beside its reference."""
+    from app import bench_ingest, bench_recovery, bench_wire
+
+    small, large = (5_000, 50_000) if quick else (100_000, 1_000_000)
+    orders = round(small / (bench_ingest.PER_ORDER * 10 / 9))
+    ours_small = await _ingest_child(small, tmp)
+    ours_large = await _ingest_child(large, tmp)
+    seed = await bench_ingest.seed_pattern(tmp, 30 if quick else 100)
+    floor = await asyncio.to_thread(bench_ingest.floor, tmp, orders)
+    rate = ours_small["events_per_s"]
+    out: dict[str, Any] = {
+        "ingest_offered_events": ours_small["events"],
+        "ingest_events_per_s": round(rate),
+        "ingest_seed_pattern_events_per_s": round(seed["events_per_s"]),
+        "ingest_floor_executemany_events_per_s": round(floor["events_per_s"]),
+        "ingest_over_floor": round(rate / floor["events_per_s"], 3),
+        "ingest_over_seed_pattern": round(rate / seed["events_per_s"], 1),
+        "ingest_events_per_s_at_large": round(ours_large["events_per_s"]),
+        "memory_events_small": ours_small["events"],
+        "memory_events_large": ours_large["events"],
+        "memory_peak_rss_mb_small": round(ours_small["peak_rss_mb"], 1),
+        "memory_peak_rss_mb_large": round(ours_large["peak_rss_mb"], 1),
+        "memory_large_over_small": round(ours_large["peak_rss_mb"] / ours_small["peak_rss_mb"], 2),
+    }
+    out |= await bench_wire.wire_figures(tmp, 10 if quick else 40)
+    out |= await bench_wire.halt_figures(tmp)
+    if quick:
+        out |= await bench_recovery.figures(tmp, "large", 4_000, 100, journal_json=True)
+        out |= await bench_recovery.figures(tmp, "small", 1_000, 100)
+    else:
+        out |= await bench_recovery.figures(tmp, "large", 100_000, 1000, journal_json=True)
+        out |= await bench_recovery.figures(tmp, "small", 10_000, 1000)
+    return out
 
 
 # --- the shared desk: command round trip and view lag, against a bare commit ------------------

@@ -276,6 +276,38 @@ def test_bench_reports_ratios_measured_in_one_run() -> None:
     # counts, not times: a group to HEDGED pays one durable commit per send, plus at most one
     assert result["full_commits_per_group_to_hedged"] <= result["broker_sends_per_group"] + 1
     assert result["launch_to_wire_us_p50"] > 0
+    # against the seed design and the storage floor: every figure beside its reference
+    for key in BENCH_KEYS:
+        assert key in result, f"bench --json lacks {key}"
+    assert result["ingest_over_floor"] == pytest.approx(
+        result["ingest_events_per_s"] / result["ingest_floor_executemany_events_per_s"], abs=0.002
+    )
+    assert result["ingest_over_seed_pattern"] == pytest.approx(
+        result["ingest_events_per_s"] / result["ingest_seed_pattern_events_per_s"], rel=0.02
+    )
+    assert result["memory_events_large"] >= 9 * result["memory_events_small"]
+    assert result["sliced_children"] == 10 and result["sliced_children_decided_in_one_step"] is True
+    # counts, not times: with every place hanging at the broker, the step after HALT refuses
+    assert result["halt_orders_hung_at_broker"] == 20
+    assert result["halt_steps_after_halt_to_first_refusal"] == 1
+    assert result["recovery_large_finished_intents"] > result["recovery_small_finished_intents"]
+    assert result["journal_json_mb_printed"] > 0
+
+
+BENCH_KEYS = [
+    *(f"ingest_{k}" for k in ("offered_events", "events_per_s", "seed_pattern_events_per_s",
+                              "floor_executemany_events_per_s", "over_floor", "over_seed_pattern",
+                              "events_per_s_at_large")),
+    *(f"memory_{k}" for k in ("events_small", "events_large", "peak_rss_mb_small", "peak_rss_mb_large",
+                              "large_over_small")),
+    *(f"{k}_{p}" for k in ("bare_full_commit_us", "intent_to_wire_us", "intent_to_wire_over_bare_commit")
+      for p in ("p50", "p99")),
+    "sliced_10th_on_wire_us", "sliced_10th_on_wire_over_bare_commit_p50",
+    "halt_ms_submitted_to_halted", "halt_ms_to_first_refusal",
+    *(f"recovery_{s}_{k}" for s in ("large", "small") for k in ("finished_intents", "open_orders", "s",
+                                                               "peak_rss_mb")),
+    "journal_json_s", "journal_json_peak_rss_mb",
+]  # fmt: skip
 
 
 def test_headless_twenty_groups_on_thin_depth_leave_no_silent_exposure(tmp_path: Path) -> None:

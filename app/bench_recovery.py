@@ -1,0 +1,138 @@
+"""`trading-desk bench`: recovery and ``journal --json`` on a long journal.
+
+A journal of N finished groups (each: a filled hedge and a filled risk leg, its node filled) and
+1,000 live ones (each: a hedge leg resting at the paper exchange, which knows it). Measured as a
+person meets it: the wall time of ``trading-desk recover --list --json`` from process start to its
+answer (the engine started and reconciled with the exchange), and ``trading-desk journal --json``
+(wall time, bytes printed, the child's peak RSS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.broker.paper import PaperBroker
+from engine.catalog import load_catalog
+from engine.core.book import GroupRuntime, IntentRow, NodeRow
+from engine.core.effects import JournalWrites
+from engine.core.events import OrderRequest
+from engine.core.groups import parse_groups
+from engine.core.model import (
+    GroupState,
+    IntentStatus,
+    LegRole,
+    NodeKind,
+    NodeStatus,
+    OrderStatus,
+    OrderType,
+    Purpose,
+    Side,
+)
+from engine.store.journal import Journal
+
+HEDGE, RISK = "NIFTY26DEC24200CE", "NIFTY26DEC24000CE"
+LOT = 75
+REST_PAISE = 5  # a bid at one tick: it rests, untouched by the walk
+
+
+async def build(tmp: Path, finished_intents: int, open_orders: int) -> tuple[Path, str]:
+    catalog = load_catalog()
+    db = tmp / f"recovery-{finished_intents}.db"
+    exchange = tmp / f"recovery-{finished_intents}-exchange.db"
+    broker = await PaperBroker.open(exchange, catalog, auto_tick=False)
+    template = parse_groups(
+        [{"group_id": "X", "legs": [{"role": "HEDGE", "symbol": HEDGE, "side": "BUY", "qty": LOT},
+                                    {"role": "RISK", "symbol": RISK, "side": "SELL", "qty": LOT}]}],
+        catalog,
+    )[0]  # fmt: skip
+    writes = JournalWrites()
+    try:
+        for g in range(finished_intents // 2):
+            gid = f"F{g:07d}"
+            writes.groups_new[gid] = GroupRuntime(dataclasses.replace(template, group_id=gid), GroupState.HEDGED)
+            node = NodeRow(f"N{gid}", gid, None, 0, NodeKind.LEG, HEDGE, Side.BUY, LOT, LOT)
+            node.status, node.filled_qty = NodeStatus.FILLED, LOT
+            writes.nodes_new[node.node_id] = node
+            for role, side, symbol in ((LegRole.HEDGE, Side.BUY, HEDGE), (LegRole.RISK, Side.SELL, RISK)):
+                coid = f"{gid}{role.value[0]}"
+                row = IntentRow(coid, coid, 1, gid, role, 1, symbol, side, LOT, OrderType.MARKET, None)
+                row.broker_order_id = f"B{coid}"
+                row.purpose = Purpose.HEDGE if role is LegRole.HEDGE else Purpose.LEG
+                row.hedge_node_id = node.node_id if role is LegRole.HEDGE else None
+                row.status, row.order_status = IntentStatus.FILLED, OrderStatus.FILLED
+                row.filled_qty = row.fills_qty = LOT
+                row.ts_ack_exchange_ms = 1
+                writes.intents_new[coid] = row
+        for g in range(open_orders):
+            gid = f"L{g:07d}"
+            coid = f"{gid}H"
+            ack = await broker.place(OrderRequest(coid, HEDGE, Side.BUY, LOT, OrderType.LIMIT, REST_PAISE))
+            spec = dataclasses.replace(template, group_id=gid)
+            writes.groups_new[gid] = GroupRuntime(spec, GroupState.HEDGE_SUBMITTED)
+            node = NodeRow(f"N{gid}", gid, None, 0, NodeKind.LEG, HEDGE, Side.BUY, LOT, LOT)
+            node.status = NodeStatus.WORKING
+            writes.nodes_new[node.node_id] = node
+            row = IntentRow(coid, coid, 1, gid, LegRole.HEDGE, 1, HEDGE, Side.BUY, LOT, OrderType.LIMIT, REST_PAISE)
+            row.broker_order_id, row.hedge_node_id, row.purpose = ack.broker_order_id, node.node_id, Purpose.HEDGE
+            row.status, row.order_status = IntentStatus.SENT, OrderStatus.ACCEPTED
+            row.ts_ack_exchange_ms = ack.ts_exchange_ms
+            writes.intents_new[coid] = row
+    finally:
+        await broker.close()
+    journal = await Journal.open(db, synchronous="NORMAL")
+    try:
+        async with journal.transaction():
+            await journal.flush(writes)
+    finally:
+        await journal.close()
+    return db, f"paper:{exchange}"
+
+
+def _child(args: list[str]) -> tuple[float, int, float, bytes]:
+    """Wall seconds, exit code, peak RSS (MB) and output of a ``trading-desk`` process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = bytearray()
+    assert proc.stdout is not None
+    for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):  # type: ignore[union-attr]
+        out += chunk
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        raise RuntimeError(f"trading-desk {' '.join(args[:1])} failed: {err.strip().splitlines()[-1:]}")
+    return elapsed, proc.returncode, usage.ru_maxrss / 1024, bytes(out)
+
+
+async def figures(tmp: Path, label: str, finished: int, open_orders: int, journal_json: bool = False) -> dict[str, Any]:
+    db, broker = await build(tmp, finished, open_orders)
+    wall, _, rss, out = await asyncio.to_thread(
+        _child, ["recover", "--db", str(db), "--broker", broker, "--role", "operator", "--list", "--json"]
+    )
+    summary = json.loads(out)
+    orphans = len(summary.get("orphaned", []))
+    if orphans:
+        raise RuntimeError(f"recovery bench: {orphans} of the {open_orders} live orders came back orphaned")
+    result: dict[str, Any] = {
+        f"recovery_{label}_finished_intents": finished,
+        f"recovery_{label}_open_orders": open_orders,
+        f"recovery_{label}_s": round(wall, 3),
+        f"recovery_{label}_peak_rss_mb": round(rss, 1),
+    }
+    if journal_json:
+        wall, _, rss, out = await asyncio.to_thread(_child, ["journal", "--db", str(db), "--json"])
+        result |= {
+            "journal_json_s": round(wall, 3),
+            "journal_json_mb_printed": round(len(out) / 1e6, 1),
+            "journal_json_peak_rss_mb": round(rss, 1),
+        }
+    return result
