@@ -316,7 +316,7 @@ async def run_bench(as_json: bool, quick: bool = False) -> int:
         commits = await _commits_and_wire(tmp, 10)
         shared = await shared_desk_figures(tmp)
         audit = await audit_figures(tmp, spec, 10_000 if quick else 100_000, 3 if quick else 7)
-        desk = await desk_quote_load(3 if quick else 10)
+        desk = await desk_quote_load(2 if quick else 5)
     # best of three, interleaved: the machine's noise is one-sided (it only ever slows a run)
     runs = [(_step_us_per_event(100), _step_us_per_event(10_000)) for _ in range(3)]
     small, large = min(r[0] for r in runs), min(r[1] for r in runs)

@@ -35,8 +35,9 @@ from typing import Any
 from app.bench_data import LOT, LOTS_PER_ORDER
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog, load_margin_model
-from engine.core.book import IntentRow
+from engine.core.book import GroupRuntime, IntentRow
 from engine.core.dedupe import dedupe_key
+from engine.core.effects import JournalWrites
 from engine.core.events import BrokerEvent, FillReport, OrderUpdate
 from engine.core.groups import parse_groups
 from engine.core.inputs import BrokerEvents
@@ -87,11 +88,12 @@ async def ours(tmp: Path, orders: int) -> dict[str, Any]:
             {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": 75}]}],
         catalog,
     )[0]  # fmt: skip
+    setup = JournalWrites()  # the live orders, written in one batch (not the measurement)
+    for gid in dict.fromkeys(r.group_id for r in rows):
+        setup.groups_new[gid] = GroupRuntime(dataclasses.replace(spec, group_id=gid), GroupState.HEDGE_SUBMITTED)
+    setup.intents_new = {r.client_order_id: dataclasses.replace(r) for r in rows}
     async with journal.transaction():
-        for gid in dict.fromkeys(r.group_id for r in rows):
-            await journal.insert_group(dataclasses.replace(spec, group_id=gid), GroupState.HEDGE_SUBMITTED, "", 1)
-        for r in rows:
-            await journal.insert_intent(r)
+        await journal.flush(setup)
     broker = await PaperBroker.open(tmp / f"ours-{orders}-exchange.db", catalog, auto_tick=False)
     clock = [1_000_000_000]
     engine = Engine(journal, broker, catalog, monotonic_ns=lambda: clock[0], lockstep=True)

@@ -1,10 +1,10 @@
 """`trading-desk bench`: recovery and ``journal --json`` on a long journal.
 
-A journal of N finished groups (each: a filled hedge and a filled risk leg, its node filled) and
-1,000 live ones (each: a hedge leg resting at the paper exchange, which knows it). Measured as a
-person meets it: the wall time of ``trading-desk recover --list --json`` from process start to its
-answer (the engine started and reconciled with the exchange), and ``trading-desk journal --json``
-(wall time, bytes printed, the child's peak RSS).
+A journal of N finished intents (groups opened and closed: a filled hedge, a filled risk leg and
+the two exits, COMPLETED) and 1,000 live groups (each: a hedge leg resting at the paper
+exchange, which knows it). Measured as a person meets it: the wall time of ``trading-desk
+recover --list --json`` from process start to its answer (the engine started and reconciled with
+the exchange), and ``trading-desk journal --json`` (wall time, bytes printed, peak RSS).
 """
 
 from __future__ import annotations
@@ -55,18 +55,23 @@ async def build(tmp: Path, finished_intents: int, open_orders: int) -> tuple[Pat
     )[0]  # fmt: skip
     writes = JournalWrites()
     try:
-        for g in range(finished_intents // 2):
+        for g in range(finished_intents // 4):
             gid = f"F{g:07d}"
-            writes.groups_new[gid] = GroupRuntime(dataclasses.replace(template, group_id=gid), GroupState.HEDGED)
+            writes.groups_new[gid] = GroupRuntime(dataclasses.replace(template, group_id=gid), GroupState.COMPLETED)
             node = NodeRow(f"N{gid}", gid, None, 0, NodeKind.LEG, HEDGE, Side.BUY, LOT, LOT)
             node.status, node.filled_qty = NodeStatus.FILLED, LOT
             writes.nodes_new[node.node_id] = node
-            for role, side, symbol in ((LegRole.HEDGE, Side.BUY, HEDGE), (LegRole.RISK, Side.SELL, RISK)):
-                coid = f"{gid}{role.value[0]}"
+            legs = (
+                ("H", LegRole.HEDGE, Side.BUY, HEDGE, Purpose.HEDGE),
+                ("R", LegRole.RISK, Side.SELL, RISK, Purpose.LEG),
+                ("X", LegRole.RISK, Side.BUY, RISK, Purpose.EXIT),  # closed: the short bought back
+                ("Y", LegRole.HEDGE, Side.SELL, HEDGE, Purpose.EXIT),  # then the hedge sold
+            )
+            for tag, role, side, symbol, purpose in legs:
+                coid = f"{gid}{tag}"
                 row = IntentRow(coid, coid, 1, gid, role, 1, symbol, side, LOT, OrderType.MARKET, None)
-                row.broker_order_id = f"B{coid}"
-                row.purpose = Purpose.HEDGE if role is LegRole.HEDGE else Purpose.LEG
-                row.hedge_node_id = node.node_id if role is LegRole.HEDGE else None
+                row.broker_order_id, row.purpose = f"B{coid}", purpose
+                row.hedge_node_id = node.node_id if purpose is Purpose.HEDGE else None
                 row.status, row.order_status = IntentStatus.FILLED, OrderStatus.FILLED
                 row.filled_qty = row.fills_qty = LOT
                 row.ts_ack_exchange_ms = 1
