@@ -292,7 +292,7 @@ async def _journal(args: argparse.Namespace) -> int:
     finally:
         await journal.close()
     if args.json:
-        print(json.dumps(doc, indent=1, sort_keys=True))
+        write_json_records(doc, sys.stdout)
         return 0
     for g in doc["groups"]:
         print(f"group  {g['group_id']:<24} {g['state']:<16} {g['reason']}")
@@ -305,6 +305,27 @@ async def _journal(args: argparse.Namespace) -> int:
         print(f"escalation {e['escalation_id']} {e['kind']} {e['status']} {e['reason']}")
     print(f"positions {doc['positions']}  duplicates {doc['duplicate_events']}  rejected {doc['rejected_events']}")
     return 0
+
+
+def write_json_records(doc: dict[str, Any], out: Any) -> None:
+    """The document as JSON with one record per line: a list's elements each on a line of their
+    own, written as they are encoded. The C encoder serves each line (``indent`` would force
+    Python's pure encoder: 5x slower on a 100k-intent journal), and the text is never held whole."""
+    keys = sorted(doc)
+    out.write("{\n")
+    for n, key in enumerate(keys):
+        value = doc[key]
+        out.write(json.dumps(key) + ": ")
+        if isinstance(value, list) and value:
+            out.write("[\n")
+            last = len(value) - 1
+            for i, item in enumerate(value):
+                out.write(json.dumps(item, sort_keys=True) + (",\n" if i < last else "\n"))
+            out.write("]")
+        else:
+            out.write(json.dumps(value, sort_keys=True))
+        out.write(",\n" if n < len(keys) - 1 else "\n")
+    out.write("}\n")
 
 
 async def _recover(args: argparse.Namespace) -> int:
