@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.bench_data import LOT, _events, _rows
+from app.bench_data import LOT, _events, _rows, _spread
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.book import GroupRuntime, NodeRow
@@ -252,16 +252,6 @@ async def _commits_and_wire(tmp: Path, groups: int) -> dict[str, float]:
         "full_commits_per_group_to_hedged": totals["durable"] / groups,
         "broker_sends_per_group": totals["sends"] / groups,
         "launch_to_wire_us_p50": wire_us[len(wire_us) // 2],
-    }
-
-
-def _spread(group_id: str, qty: int) -> dict[str, Any]:
-    return {
-        "group_id": group_id,
-        "legs": [
-            {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": qty},
-            {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": qty},
-        ],
     }
 
 

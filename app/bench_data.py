@@ -3,11 +3,13 @@ app.bench_audit)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.core.book import IntentRow
 from engine.core.events import BrokerEvent, FillReport, OrderUpdate
 from engine.core.model import LegRole, OrderStatus, OrderType, Side
 
-__all__ = ["LOT", "LOTS_PER_ORDER", "ORDERS", "_events", "_rows"]
+__all__ = ["LOT", "LOTS_PER_ORDER", "ORDERS", "_events", "_rows", "_spread"]
 
 ORDERS = 200
 LOTS_PER_ORDER = 5
@@ -62,3 +64,13 @@ def _events(rows: list[IntentRow]) -> list[BrokerEvent]:
                 )
             )
     return out
+
+
+def _spread(group_id: str, qty: int) -> dict[str, Any]:
+    return {
+        "group_id": group_id,
+        "legs": [
+            {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": qty},
+            {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": qty},
+        ],
+    }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import engine.runtime.engine as runtime
-from app.bench import _spread
+from app.bench_data import _spread
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog
 from engine.core.commands import CommandError, Launch, SetTradingState
