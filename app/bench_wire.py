@@ -47,7 +47,7 @@ class _Timed:
     def __init__(self, broker: PaperBroker) -> None:
         self.decided: dict[str, float] = {}
         self.wired: dict[str, float] = {}
-        self.steps = 0
+        self.steps = 0  # steps of a person's command: clock ticks landing in between are not counted
         self.halt_step: int | None = None  # the step count when a HALT command was stepped
         self._broker, self._place, self._step = broker, broker.place, runtime.step  # type: ignore[attr-defined]
 
@@ -56,8 +56,9 @@ class _Timed:
 
         def timed_step(*args: Any, **kw: Any) -> Any:
             out = inner(*args, **kw)
-            self.steps += 1
             command = getattr(args[1], "command", None)
+            if command is not None:
+                self.steps += 1
             if isinstance(command, SetTradingState) and command.state is TradingState.HALTED:
                 self.halt_step = self.steps
             now = time.perf_counter()

@@ -79,7 +79,7 @@ class EngineBridge(QObject):
         if self.desk.escalations_dirty and self._esc_task is None:
             self.desk.escalations_dirty = False
             self._esc_task = asyncio.ensure_future(self._load_escalations())
-        if self.desk.book_dirty:
+        if self.desk.book_dirty and self.view.committed():  # else the next tick, after the commit
             changes = self.desk.refresh(self.view.snapshot())
             if changes:
                 self.refreshes += 1

@@ -200,6 +200,9 @@ class AttachedEngine:
     def snapshot(self) -> Book:
         return self.state.book
 
+    def committed(self) -> bool:
+        return True  # this book is rebuilt from committed rows only
+
     @property
     def book(self) -> Book:
         return self.state.book

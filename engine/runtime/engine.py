@@ -129,6 +129,7 @@ class Engine:
         self._settled = asyncio.Event()
         self._quiet = asyncio.Event()
         self._busy = 0
+        self._uncommitted = 0  # cycles that have stepped (the book moved) and not yet committed
         self._commit_us: collections.deque[int] = collections.deque(maxlen=256)
         journal.on_rollback = self._journal_rolled_back
 
@@ -177,6 +178,9 @@ class Engine:
     def snapshot(self) -> Book:
         """The book, for reading (EngineView). Valid until the next step; never mutate it."""
         return self.state.book
+
+    def committed(self) -> bool:
+        return self._uncommitted == 0
 
     def event_count(self) -> int:
         return self.state.stats.events
@@ -274,6 +278,10 @@ class Engine:
         try:
             async with asyncio.timeout(timeout_s):
                 await self._settled.wait()
+                # The event may be left over from before the latest input arrived: look again.
+                while self.failure is None and not self.settled():
+                    self._settled.clear()
+                    await self._settled.wait()
         except TimeoutError:
             return False
         if self.failure:
@@ -281,7 +289,7 @@ class Engine:
         return True
 
     def settled(self) -> bool:
-        return self.book.settled() and not self._io and self._inbox.empty()
+        return self.book.settled() and not self._io and self._inbox.empty() and not self._uncommitted
 
     def check_running(self) -> None:
         """Crash-only: after a failed transaction the in-memory state may be ahead of the journal,
@@ -615,10 +623,18 @@ class Engine:
     async def _cycle(self, items: list[_Item], perform_io: bool = True) -> list[Effect]:
         """Step every input (events merged into one batch), commit once, then act."""
         self.check_running()
+        self._uncommitted += 1
+        try:
+            return await self._step_commit_act(self._merge(items), perform_io)
+        finally:
+            self._uncommitted -= 1
+            if self.settled():  # waiters wake only once this cycle's rows are in the journal
+                self._settled.set()
+
+    async def _step_commit_act(self, merged: list[_Item], perform_io: bool) -> list[Effect]:
         effects: list[Effect] = []
         done: list[asyncio.Future[Any]] = []
         placed = False
-        merged = self._merge(items)
         journaled: list[tuple[Any, ...]] = []
         for inp, future in merged:
             if future is not None:

@@ -502,7 +502,13 @@ class Journal:
     # --- reads ------------------------------------------------------------------------------
 
     async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return await self.db.fetch(sql, params)
+        """A read. Outside the task that owns the open transaction it waits for that transaction
+        to end: on the one shared connection it would otherwise see rows not yet committed (and
+        perhaps about to be rolled back)."""
+        if self._depth and self._owner is asyncio.current_task():
+            return await self.db.fetch(sql, params)
+        async with self._lock:
+            return await self.db.fetch(sql, params)
 
     async def load_intents(self, where: str = "1=1", params: tuple[Any, ...] = ()) -> list[IntentRow]:
         rows = await self.fetch(f"SELECT {','.join(INTENT_COLUMNS)} FROM intents WHERE {where} ORDER BY rowid", params)
