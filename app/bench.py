@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from app.bench_data import LOT, _events, _rows, _spread
+from app.bench_shared import shared_desk_figures
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog, load_margin_model
 from engine.core.book import GroupRuntime, NodeRow
-from engine.core.commands import SetTradingState
 from engine.core.effects import Commit, JournalWrites
 from engine.core.events import BrokerEvent, FillReport, OrderRequest, OrderUpdate, PlaceAck
 from engine.core.groups import GroupSpec, parse_groups
@@ -47,14 +47,10 @@ from engine.core.model import (
 )
 from engine.core.state import EngineConfig, EngineState
 from engine.core.step import step
-from engine.core.trading_state import TradingState
-from engine.runtime.attached import AttachedEngine
 from engine.runtime.engine import Engine
 from engine.runtime.ids import seeded_ids
 from engine.runtime.state import Actor
-from engine.store import pg_cluster
 from engine.store.journal import Journal
-from engine.store.pg_init import init_database
 from engine.store.rows import IntentRow
 from engine.store.users import os_user
 
@@ -279,9 +275,11 @@ async def desk_quote_load(seconds: float) -> dict[str, Any]:
     }
 
 
-async def run_bench(as_json: bool, quick: bool = False) -> int:
-    """``quick``: the time-travel audit's replay journal has 10,000 inputs, not 100,000."""
+async def run_bench(as_json: bool, quick: bool = False, db_url: str | None = None) -> int:
+    """``quick``: smaller cases (the time-travel audit's replay journal: 10,000 inputs, not
+    100,000). ``db_url``: a PostgreSQL server for case 7 (default: a throwaway cluster)."""
     from app.bench_audit import audit_figures
+    from app.bench_pg import pg_figures
 
     spec = parse_groups(
         [
@@ -305,6 +303,7 @@ async def run_bench(as_json: bool, quick: bool = False) -> int:
         e2e = await _end_to_end_s(tmp)
         commits = await _commits_and_wire(tmp, 10)
         shared = await shared_desk_figures(tmp)
+        shared |= await pg_figures(tmp, quick, db_url, against["ingest_seed_pattern_events_per_s"])
         audit = await audit_figures(tmp, spec, 10_000 if quick else 100_000, 3 if quick else 7)
         desk = await desk_quote_load(2 if quick else 5)
     # best of three, interleaved: the machine's noise is one-sided (it only ever slows a run)
@@ -387,87 +386,4 @@ async def against_references(tmp: Path, quick: bool) -> dict[str, Any]:
     else:
         out |= await bench_recovery.figures(tmp, "large", 100_000, 1000, journal_json=True)
         out |= await bench_recovery.figures(tmp, "small", 10_000, 1000)
-    return out
-
-
-# --- the shared desk: command round trip and view lag, against a bare commit ------------------
-
-
-def _p50_p99(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, len(ordered) * 99 // 100)]
-
-
-async def _shared_desk(engine_target: Path | str, desk_target: Path | str, tmp: Path, n: int = 60) -> dict[str, float]:
-    """On one backend: a bare one-row durable commit; a desk's command round trip (the attached
-    desk submits a row, the engine executes it, the desk reads the outcome); and the view lag
-    (engine commit to the attached desk's model holding it). All in milliseconds."""
-    catalog = load_catalog()
-    journal = await Journal.open(engine_target)
-    bare = []
-    for _ in range(n):
-        started = time.perf_counter()
-        async with journal.transaction():
-            await journal.db.execute("UPDATE counters SET value=value WHERE name='duplicate_events'")
-        bare.append((time.perf_counter() - started) * 1000)
-    broker = await PaperBroker.open(tmp / f"x-{journal.dialect}.db", catalog)
-    engine = Engine(journal, broker, catalog)
-    await engine.start()
-    desk = AttachedEngine(await Journal.open(desk_target), catalog)
-    await desk.start()
-    login = await journal.fetch("SELECT session_user") if journal.dialect == "postgresql" else [(os_user(),)]
-    actor = Actor(str(login[0][0]), Role.RISK)
-    round_trip, lag = [], []
-    try:
-        states = [TradingState.REDUCING, TradingState.ACTIVE]
-        for i in range(n):
-            started = time.perf_counter()
-            await desk.execute(SetTradingState(states[i % 2], actor))
-            round_trip.append((time.perf_counter() - started) * 1000)
-        for i in range(n):
-            await engine.execute(SetTradingState(states[i % 2], actor))
-            committed = time.perf_counter()  # the engine's commit is done when execute returns
-            while desk.trading_state is not states[i % 2]:
-                desk.changed.clear()
-                if desk.trading_state is states[i % 2]:
-                    break
-                await desk.changed.wait()
-            lag.append((time.perf_counter() - committed) * 1000)
-    finally:
-        await desk.stop()
-        await desk.journal.close()
-        await engine.stop()
-        await broker.close()
-        await journal.close()
-    b50, b99 = _p50_p99(bare)
-    r50, r99 = _p50_p99(round_trip)
-    l50, l99 = _p50_p99(lag)
-    return {
-        "bare_commit_ms_p50": b50,
-        "bare_commit_ms_p99": b99,
-        "command_round_trip_ms_p50": r50,
-        "command_round_trip_ms_p99": r99,
-        "command_round_trip_over_bare_commit_p50": r50 / b50,
-        "view_lag_ms_p50": l50,
-        "view_lag_ms_p99": l99,
-        "view_lag_over_bare_commit_p50": l50 / b50,
-    }
-
-
-async def shared_desk_figures(tmp: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    sqlite = await _shared_desk(tmp / "shared.db", tmp / "shared.db", tmp)
-    out.update({f"sqlite_{k}": round(v, 3) for k, v in sqlite.items()})
-    if not pg_cluster.installed():
-        out["postgresql"] = "not measured: PostgreSQL 15 is not installed (bash .ci/setup installs it)"
-        return out
-    cluster = await asyncio.to_thread(pg_cluster.start_cluster, fsync=True)
-    try:
-        database = await asyncio.to_thread(cluster.new_database)
-        admin = f"postgresql://{pg_cluster.ADMIN}:{pg_cluster.ADMIN_PASSWORD}@127.0.0.1:{cluster.port}/{database}"
-        await init_database(admin, engine_login=pg_cluster.ADMIN)  # the bench's engine: the admin login
-        pg = await _shared_desk(admin, admin, tmp)
-    finally:
-        await asyncio.to_thread(cluster.stop)
-    out.update({f"postgresql_{k}": round(v, 3) for k, v in pg.items()})
     return out

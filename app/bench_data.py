@@ -8,6 +8,8 @@ from typing import Any
 from engine.core.book import IntentRow
 from engine.core.events import BrokerEvent, FillReport, OrderUpdate
 from engine.core.model import LegRole, OrderStatus, OrderType, Side
+from engine.store.journal import Journal
+from engine.store.users import os_user
 
 __all__ = ["LOT", "LOTS_PER_ORDER", "ORDERS", "_events", "_rows", "_spread"]
 
@@ -74,3 +76,12 @@ def _spread(group_id: str, qty: int) -> dict[str, Any]:
             {"role": "RISK", "symbol": "NIFTY26DEC24000CE", "side": "SELL", "qty": qty},
         ],
     }
+
+
+async def bench_login(journal: Journal) -> str:
+    """Who the bench acts as: the database login on PostgreSQL (its desk roles are the server's
+    role memberships), the OS user on SQLite."""
+    if journal.dialect == "postgresql":
+        rows = await journal.fetch("SELECT session_user")
+        return str(rows[0][0])
+    return os_user()

@@ -77,11 +77,11 @@ def offered_stream(orders: int, prefix: str = "G") -> tuple[list[IntentRow], lis
     return rows, offered
 
 
-async def ours(tmp: Path, orders: int) -> dict[str, Any]:
+async def ours(tmp: Path, orders: int, target: str | None = None) -> dict[str, Any]:
+    """``target``: a postgresql:// URL of an empty, initialised journal (default: a SQLite file)."""
     rows, offered = offered_stream(orders)
     catalog = load_catalog()
-    path = tmp / f"ours-{orders}.db"
-    journal = await Journal.open(path)
+    journal = await Journal.open(target or tmp / f"ours-{orders}.db")
     spec = parse_groups(
         [{"group_id": "BENCH", "legs": [
             {"role": "HEDGE", "symbol": "NIFTY26DEC24200CE", "side": "BUY", "qty": 75},
@@ -211,19 +211,40 @@ def floor(tmp: Path, orders: int) -> dict[str, Any]:
     conn.execute("CREATE TABLE events (key TEXT PRIMARY KEY, order_id TEXT NOT NULL, qty INTEGER, status TEXT)")
     started = time.perf_counter()
     for i in range(0, len(offered), BATCH):
-        chunk: list[tuple[str, str, int, str | None]] = []
-        for e in offered[i : i + BATCH]:
-            if isinstance(e, FillReport):
-                chunk.append((dedupe_key(e), e.client_order_id, e.qty, None))
-            else:
-                assert isinstance(e, OrderUpdate)
-                chunk.append((dedupe_key(e), e.client_order_id, e.filled_qty, e.status.value))
+        chunk = [_floor_row(e) for e in offered[i : i + BATCH]]
         conn.execute("BEGIN")
         conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)", chunk)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
     return {"events": len(offered), "events_per_s": len(offered) / elapsed}
+
+
+def floor_pg(url: str, orders: int) -> dict[str, Any]:
+    """The floor on PostgreSQL: psycopg ``executemany`` of the same minimum rows, ``ON CONFLICT DO
+    NOTHING`` on the key, one transaction per batch, synchronous_commit=on (as the journal sets)."""
+    import psycopg
+
+    _, offered = offered_stream(orders, "F")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = on")
+        conn.execute(
+            "CREATE TABLE floor_events (key TEXT PRIMARY KEY, order_id TEXT NOT NULL, qty BIGINT, status TEXT)"
+        )
+        started = time.perf_counter()
+        for i in range(0, len(offered), BATCH):
+            chunk = [_floor_row(e) for e in offered[i : i + BATCH]]
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany("INSERT INTO floor_events VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", chunk)
+        elapsed = time.perf_counter() - started
+    return {"events": len(offered), "events_per_s": len(offered) / elapsed}
+
+
+def _floor_row(e: BrokerEvent) -> tuple[str, str, int, str | None]:
+    if isinstance(e, FillReport):
+        return (dedupe_key(e), e.client_order_id, e.qty, None)
+    assert isinstance(e, OrderUpdate)
+    return (dedupe_key(e), e.client_order_id, e.filled_qty, e.status.value)
 
 
 def peak_rss_mb() -> float:

@@ -43,10 +43,13 @@ LOT = 75
 REST_PAISE = 5  # a bid at one tick: it rests, untouched by the walk
 
 
-async def build(tmp: Path, finished_intents: int, open_orders: int) -> tuple[Path, str]:
+async def build(
+    tmp: Path, finished_intents: int, open_orders: int, target: str | None = None
+) -> tuple[Path | str, str]:
+    """``target``: a postgresql:// URL of an empty, initialised journal (default: a SQLite file)."""
     catalog = load_catalog()
-    db = tmp / f"recovery-{finished_intents}.db"
-    exchange = tmp / f"recovery-{finished_intents}-exchange.db"
+    db: Path | str = target or tmp / f"recovery-{finished_intents}.db"
+    exchange = tmp / f"recovery-{finished_intents}-{'pg' if target else 'sqlite'}-exchange.db"
     broker = await PaperBroker.open(exchange, catalog, auto_tick=False)
     template = parse_groups(
         [{"group_id": "X", "legs": [{"role": "HEDGE", "symbol": HEDGE, "side": "BUY", "qty": LOT},
@@ -101,10 +104,12 @@ async def build(tmp: Path, finished_intents: int, open_orders: int) -> tuple[Pat
     return db, f"paper:{exchange}"
 
 
-def _child(args: list[str]) -> tuple[float, int, float, bytes]:
+def _child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float, bytes]:
     """Wall seconds, exit code, peak RSS (MB) and output of a ``trading-desk`` process."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     out = bytearray()
     assert proc.stdout is not None
     for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):  # type: ignore[union-attr]
@@ -118,10 +123,24 @@ def _child(args: list[str]) -> tuple[float, int, float, bytes]:
     return elapsed, proc.returncode, usage.ru_maxrss / 1024, bytes(out)
 
 
-async def figures(tmp: Path, label: str, finished: int, open_orders: int, journal_json: bool = False) -> dict[str, Any]:
-    db, broker = await build(tmp, finished, open_orders)
+async def figures(
+    tmp: Path,
+    label: str,
+    finished: int,
+    open_orders: int,
+    journal_json: bool = False,
+    target: str | None = None,
+    child: tuple[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """``target``: a PostgreSQL journal's URL for this process; ``child``: the same journal's URL
+    without its password, and the environment that carries it (PGPASSWORD) to the child process,
+    never its command line."""
+    db, broker = await build(tmp, finished, open_orders, target)
+    env: dict[str, str] | None = None
+    if child is not None:
+        db, env = child
     wall, _, rss, out = await asyncio.to_thread(
-        _child, ["recover", "--db", str(db), "--broker", broker, "--role", "operator", "--list", "--json"]
+        _child, ["recover", "--db", str(db), "--broker", broker, "--role", "operator", "--list", "--json"], env
     )
     summary = json.loads(out)
     orphans = len(summary.get("orphaned", []))
@@ -134,7 +153,7 @@ async def figures(tmp: Path, label: str, finished: int, open_orders: int, journa
         f"recovery_{label}_peak_rss_mb": round(rss, 1),
     }
     if journal_json:
-        wall, _, rss, out = await asyncio.to_thread(_child, ["journal", "--db", str(db), "--json"])
+        wall, _, rss, out = await asyncio.to_thread(_child, ["journal", "--db", str(db), "--json"], env)
         result |= {
             "journal_json_s": round(wall, 3),
             "journal_json_mb_printed": round(len(out) / 1e6, 1),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import engine.runtime.engine as runtime
-from app.bench_data import _spread
+from app.bench_data import _spread, bench_login
 from engine.broker.paper import PaperBroker
 from engine.catalog import load_catalog
 from engine.core.commands import CommandError, Launch, SetTradingState
@@ -95,12 +95,13 @@ async def bare_full_commit_us(journal: Journal, n: int) -> list[float]:
     return out
 
 
-async def wire_figures(tmp: Path, groups: int) -> dict[str, Any]:
+async def wire_figures(tmp: Path, groups: int, target: str | None = None) -> dict[str, Any]:
+    """``target``: a postgresql:// URL of an empty, initialised journal (default: a SQLite file)."""
     catalog = load_catalog()
-    journal = await Journal.open(tmp / "wire.db")  # synchronous=FULL, as the engine opens it
-    broker = await PaperBroker.open(tmp / "wire-exchange.db", catalog, auto_tick=False)
+    journal = await Journal.open(target or tmp / "wire.db")  # synchronous=FULL, as the engine opens it
+    broker = await PaperBroker.open(tmp / f"wire-exchange-{journal.dialect}.db", catalog, auto_tick=False)
     engine = Engine(journal, broker, catalog)
-    actor = Actor(os_user(), Role.TRADER)
+    actor = Actor(await bench_login(journal), Role.TRADER)
     try:
         await engine.start()
         bare = await bare_full_commit_us(journal, 200)

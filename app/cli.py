@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure engine performance as ratios in one run")
     b.add_argument("--json", action="store_true")
     b.add_argument("--quick", action="store_true", help="smaller cases (the audit's replay journal: 10,000 inputs)")
+    b.add_argument(
+        "--db",
+        metavar="URL",
+        help="PostgreSQL server for case 7 (postgresql://…, a login with CREATEDB; scratch databases only; "
+        "default: a throwaway cluster)",
+    )
     x = sub.add_parser("exchange", help="run the paper exchange server (websocket JSON on 127.0.0.1)")
     x.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any free port, printed)")
     x.add_argument("--state", required=True, help="SQLite state file (created if missing, resumed if present)")
@@ -270,7 +276,7 @@ async def _dispatch(command: str, args: argparse.Namespace) -> int:
     if command == "bench":
         from app.bench import run_bench
 
-        return await run_bench(args.json, args.quick)
+        return await run_bench(args.json, args.quick, args.db)
     if command == "demo":
         from app.demo import run_demo
 

@@ -23,7 +23,7 @@ DESK_ROLES = tuple(PG_ROLE.values())
 ENGINE_PASSWORD_ENV = "TD_ENGINE_PASSWORD"
 
 
-async def init_database(url: str, *, engine_login: str = "td_engine") -> dict[str, Any]:
+async def init_database(url: str, *, engine_login: str = "td_engine", set_password: bool = True) -> dict[str, Any]:
     from psycopg import errors, sql
 
     try:
@@ -39,7 +39,7 @@ async def init_database(url: str, *, engine_login: str = "td_engine") -> dict[st
                 await conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
                 created.append(role)
         cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (engine_login,))
-        password = os.environ.get(ENGINE_PASSWORD_ENV)
+        password = os.environ.get(ENGINE_PASSWORD_ENV) if set_password else None
         if await cur.fetchone() is None:
             await conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(engine_login)))
             created.append(engine_login)

@@ -292,6 +292,18 @@ def test_bench_reports_ratios_measured_in_one_run() -> None:
     assert result["halt_steps_after_halt_to_first_refusal"] == 1
     assert result["recovery_large_finished_intents"] > result["recovery_small_finished_intents"]
     assert result["journal_json_mb_printed"] > 0
+    # case 7, PostgreSQL (a throwaway cluster here): cases 1-3 and the shared desk beside references
+    for key in PG_BENCH_KEYS:
+        assert f"postgresql_{key}" in result, f"bench --json lacks postgresql_{key}"
+    assert result["postgresql_ingest_over_floor"] == pytest.approx(
+        result["postgresql_ingest_events_per_s"] / result["postgresql_ingest_floor_executemany_events_per_s"],
+        abs=0.002,
+    )
+    assert result["postgresql_ingest_over_seed_pattern"] == pytest.approx(
+        result["postgresql_ingest_events_per_s"] / result["ingest_seed_pattern_events_per_s"], rel=0.02
+    )
+    assert result["postgresql_sliced_children_decided_in_one_step"] is True
+    assert result["postgresql_recovery_large_finished_intents"] == result["recovery_large_finished_intents"]
 
 
 BENCH_KEYS = [
@@ -307,6 +319,12 @@ BENCH_KEYS = [
     *(f"recovery_{s}_{k}" for s in ("large", "small") for k in ("finished_intents", "open_orders", "s",
                                                                "peak_rss_mb")),
     "journal_json_s", "journal_json_peak_rss_mb",
+]  # fmt: skip
+PG_BENCH_KEYS = [
+    *(f"ingest_{k}" for k in ("offered_events", "events_per_s", "floor_executemany_events_per_s", "over_floor",
+                              "over_seed_pattern")),
+    *(k for k in BENCH_KEYS if k.startswith(("bare_full", "intent_to_wire", "sliced", "recovery", "journal_json"))),
+    *(f"{k}_{p}" for k in ("bare_commit_ms", "command_round_trip_ms", "view_lag_ms") for p in ("p50", "p99")),
 ]  # fmt: skip
 
 
