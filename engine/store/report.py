@@ -4,6 +4,7 @@ contract read by scripts and the chaos harness: add freely, rename only on purpo
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from engine.audit.source import JournalSource
@@ -11,108 +12,89 @@ from engine.core.instruments import paise_to_str
 from engine.core.pnl import Fill, Mark, book_pnl, day_start_ms, mark_price
 from engine.store.journal import Journal
 
+PAGE = 2000  # rows per read: the document is streamed, never held whole
 
-async def journal_document(journal: Journal, *, now_ms: int | None = None) -> dict[str, Any]:
-    legs = {(g, role): qty for g, role, qty in await journal.fetch("SELECT group_id, role, qty FROM legs")}
-    groups = [
-        {
-            "group_id": g,
-            "template": t,
-            "state": s,
-            "reason": r,
-            "margin_paise": m,
-            "hedge_qty": legs.get((g, "HEDGE")),
-            "risk_qty": legs.get((g, "RISK")),
-        }
-        for g, t, s, r, m in await journal.fetch(
-            "SELECT group_id, template, state, reason, margin_paise FROM groups ORDER BY rowid"
-        )
-    ]
-    intents = [
-        {
-            "intent_id": r.intent_id,
-            "client_order_id": r.client_order_id,
-            "group_id": r.group_id,
-            "role": r.role.value,
-            "wave": r.wave,
-            "symbol": r.symbol,
-            "side": r.side.value,
-            "qty": r.qty,
-            "order_type": r.order_type.value,
-            "status": r.status.value,
-            "order_status": r.order_status.value,
-            "attempt": r.attempt,
-            "broker_order_id": r.broker_order_id,
-            "filled_qty": r.filled_qty,
-            "reason": r.reason,
-            "purpose": r.purpose,
-            "hedge_node_id": r.hedge_node_id,
-        }
-        for r in await journal.load_intents()
-    ]
-    fills = [
-        {
-            "trade_id": t,
-            "client_order_id": c,
-            "symbol": s,
-            "side": side,
-            "qty": q,
-            "price": paise_to_str(p),
-            "price_paise": p,
-            "ts_exchange_ms": ts,
-            "group_id": g,
-            "role": role,
-        }
-        for t, c, s, side, q, p, ts, g, role in await journal.fetch(
-            "SELECT f.trade_id, f.client_order_id, f.symbol, f.side, f.qty, f.price_paise, f.ts_exchange_ms,"
-            " i.group_id, i.role FROM fills f LEFT JOIN intents i ON i.client_order_id=f.client_order_id"
-            " ORDER BY f.rowid"
-        )
-    ]
+_INTENT_FIELDS = (
+    "intent_id", "client_order_id", "group_id", "role", "wave", "symbol", "side", "qty", "order_type", "status",
+    "order_status", "attempt", "broker_order_id", "filled_qty", "reason", "purpose", "hedge_node_id",
+)  # fmt: skip
+_NODE_FIELDS = (
+    "node_id", "group_id", "parent_id", "depth", "kind", "symbol", "side", "target_qty", "filled_qty", "status",
+    "reason", "escalation_id",
+)  # fmt: skip
+_FILL_FIELDS = ("trade_id", "client_order_id", "symbol", "side", "qty", "price_paise", "ts_exchange_ms", "group_id",
+                "role")  # fmt: skip
+_ESCALATION_FIELDS = ("escalation_id", "kind", "severity", "status", "group_id", "client_order_id", "symbol",
+                      "unhedged_qty", "reason", "acknowledged_by")  # fmt: skip
+
+
+async def _pages(journal: Journal, select: str, key: str) -> AsyncIterator[tuple[Any, ...]]:
+    """The rows of ``select`` (its first column ``key``, the table's rowid) in rowid order, read
+    PAGE at a time; each row without its key."""
+    last = 0  # rowid (SQLite) and seq (PostgreSQL) start at 1
+    while True:
+        rows = await journal.fetch(f"{select} WHERE {key} > ? ORDER BY {key} LIMIT {PAGE}", (last,))
+        for r in rows:
+            yield tuple(r[1:])
+        if len(rows) < PAGE:
+            return
+        last = rows[-1][0]
+
+
+async def _groups(journal: Journal) -> AsyncIterator[dict[str, Any]]:
+    select = (
+        "SELECT g.rowid, g.group_id, g.template, g.state, g.reason, g.margin_paise, h.qty, r.qty FROM groups g"
+        " LEFT JOIN legs h ON h.group_id=g.group_id AND h.role='HEDGE'"
+        " LEFT JOIN legs r ON r.group_id=g.group_id AND r.role='RISK'"
+    )
+    async for g, t, s, why, m, hedge, risk in _pages(journal, select, "g.rowid"):
+        yield {"group_id": g, "template": t, "state": s, "reason": why, "margin_paise": m, "hedge_qty": hedge,
+               "risk_qty": risk}  # fmt: skip
+
+
+async def _intents(journal: Journal) -> AsyncIterator[dict[str, Any]]:
+    select = f"SELECT rowid, {', '.join(_INTENT_FIELDS)} FROM intents"
+    async for row in _pages(journal, select, "rowid"):
+        yield dict(zip(_INTENT_FIELDS, row, strict=True))
+
+
+async def _fills(journal: Journal) -> AsyncIterator[dict[str, Any]]:
+    select = (
+        "SELECT f.rowid, f.trade_id, f.client_order_id, f.symbol, f.side, f.qty, f.price_paise, f.ts_exchange_ms,"
+        " i.group_id, i.role FROM fills f LEFT JOIN intents i ON i.client_order_id=f.client_order_id"
+    )
+    async for row in _pages(journal, select, "f.rowid"):
+        d = dict(zip(_FILL_FIELDS, row, strict=True))
+        yield {**d, "price": paise_to_str(d["price_paise"])}
+
+
+async def _nodes(journal: Journal) -> AsyncIterator[dict[str, Any]]:
+    select = f"SELECT rowid, {', '.join(_NODE_FIELDS)} FROM hedge_nodes"
+    async for row in _pages(journal, select, "rowid"):
+        yield dict(zip(_NODE_FIELDS, row, strict=True))
+
+
+async def journal_stream(journal: Journal, *, now_ms: int | None = None) -> dict[str, Any]:
+    """``journal --json``'s document with its long lists (groups, intents, fills, hedge nodes) as
+    async iterators that read the journal a page at a time, for a writer that streams them
+    (``app.cli.write_json_records``). The lists are read when they are written, each in rowid
+    order, as separate reads (no snapshot across them, as before): a row committed meanwhile may
+    show in a later list and not an earlier one."""
     marks = await latest_marks(journal)
     escalations = [
-        {
-            "escalation_id": e,
-            "kind": k,
-            "severity": sev,
-            "status": st,
-            "group_id": g,
-            "client_order_id": c,
-            "symbol": sym,
-            "unhedged_qty": q,
-            "reason": why,
-            "acknowledged_by": ack,
-        }
-        for e, k, sev, st, g, c, sym, q, why, ack in await journal.fetch(
-            "SELECT escalation_id, kind, severity, status, group_id, client_order_id, symbol, unhedged_qty, reason,"
-            " acknowledged_by FROM escalations ORDER BY escalation_id"
+        dict(zip(_ESCALATION_FIELDS, row, strict=True))
+        for row in await journal.fetch(
+            f"SELECT {', '.join(_ESCALATION_FIELDS)} FROM escalations ORDER BY escalation_id"
         )
-    ]
-    hedge_nodes = [
-        {
-            "node_id": n.node_id,
-            "group_id": n.group_id,
-            "parent_id": n.parent_id,
-            "depth": n.depth,
-            "kind": n.kind.value,
-            "symbol": n.symbol,
-            "side": n.side.value,
-            "target_qty": n.target_qty,
-            "filled_qty": n.filled_qty,
-            "status": n.status.value,
-            "reason": n.reason,
-            "escalation_id": n.escalation_id,
-        }
-        for n in await journal.load_nodes()
     ]
     return {
         "schema_version": journal.schema_version,
-        "hedge_nodes": hedge_nodes,
+        "hedge_nodes": _nodes(journal),
         "trading_state": await journal.setting("trading_state", "ACTIVE"),
         "broker_state": await journal.setting("broker_state", "USABLE"),
-        "groups": groups,
-        "intents": intents,
-        "fills": fills,
+        "groups": _groups(journal),
+        "intents": _intents(journal),
+        "fills": _fills(journal),
         "positions": await positions(journal),
         "marks": {
             m.symbol: {
@@ -124,27 +106,17 @@ async def journal_document(journal: Journal, *, now_ms: int | None = None) -> di
             }
             for m in marks.values()
         },
-        "pnl": book_pnl(
-            [
-                Fill(
-                    f["symbol"],
-                    f["side"],
-                    f["qty"],
-                    f["price_paise"],
-                    f["group_id"] or "",
-                    f["role"] or "",
-                    f["ts_exchange_ms"],
-                )
-                for f in fills
-            ],
-            marks,
-            day_start=(start := day_start_ms(now_ms if now_ms is not None else _wall_ms())),
-            marks_at_day_start=await latest_marks(journal, before_ms=start),
-        ),
+        "pnl": await pnl_of(journal, now_ms=now_ms),
         "escalations": escalations,
         "duplicate_events": await journal.counter("duplicate_events"),
         "rejected_events": await journal.counter("rejected_events"),
     }
+
+
+async def journal_document(journal: Journal, *, now_ms: int | None = None) -> dict[str, Any]:
+    """The whole document in memory (tests and small journals; the command streams it)."""
+    doc = await journal_stream(journal, now_ms=now_ms)
+    return {k: [x async for x in v] if isinstance(v, AsyncIterator) else v for k, v in doc.items()}
 
 
 async def positions(journal: Journal) -> dict[str, int]:

@@ -3,8 +3,11 @@ same document, each list element is exactly one line, and empty lists and scalar
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 from app.cli import write_json_records
 
@@ -17,7 +20,7 @@ def test_records_round_trip_one_per_line() -> None:
         "schema_version": 9,
     }
     out = io.StringIO()
-    write_json_records(doc, out)
+    asyncio.run(write_json_records(doc, out))
     text = out.getvalue()
     assert json.loads(text) == doc
     lines = text.splitlines()
@@ -27,3 +30,17 @@ def test_records_round_trip_one_per_line() -> None:
     assert [json.loads(line.rstrip(",")) for line in lines[start + 1 : start + 3]] == doc["intents"]
     assert lines[start + 3] == "],"
     assert list(json.loads(text)) == sorted(doc)  # keys in a stable order
+
+
+async def _each(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+def test_async_iterators_stream_as_lists_do() -> None:
+    doc: dict[str, Any] = {"fills": [{"q": 1}, {"q": 2}, {"q": 3}], "none": [], "n": 1}
+    listed, streamed = io.StringIO(), io.StringIO()
+    asyncio.run(write_json_records(doc, listed))
+    asyncio.run(write_json_records({k: _each(v) if isinstance(v, list) else v for k, v in doc.items()}, streamed))
+    assert streamed.getvalue() == listed.getvalue()
+    assert json.loads(streamed.getvalue()) == doc
