@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--state", required=True, help="SQLite state file (created if missing, resumed if present)")
     x.add_argument("--faults", default="none", choices=sorted(PRESETS))
     x.add_argument("--seed", type=int, default=1)
+    x.add_argument("--tick-ms", type=int, default=50, help="how often the market moves, in ms (default 50)")
     x.add_argument("--instruments", help="instrument catalog JSON (default: the bundled catalog)")
     x.add_argument("--script", help="misbehave as this JSON script says (docs/EXCHANGE_PROTOCOL.md, Scripts)")
     x.add_argument(
@@ -497,6 +498,8 @@ async def _exchange(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")
+    if not 1 <= args.tick_ms <= 60_000:
+        raise UsageError(f"--tick-ms {args.tick_ms} is not between 1 and 60000 ms")
     state = Path(args.state)
     if not state.parent.is_dir():
         raise UsageError(f"directory {state.parent} for the exchange state does not exist")
@@ -521,6 +524,7 @@ async def _exchange(args: argparse.Namespace) -> int:
             profile_name=args.faults,
             script=script,
             market=market,
+            tick_interval_ms=args.tick_ms,
         )
     except PaperStateError as exc:
         raise UsageError(str(exc)) from exc

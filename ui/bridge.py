@@ -80,7 +80,7 @@ class EngineBridge(QObject):
             self.desk.escalations_dirty = False
             self._esc_task = asyncio.ensure_future(self._load_escalations())
         if self.desk.book_dirty and self.view.committed():  # else the next tick, after the commit
-            changes = self.desk.refresh(self.view.snapshot())
+            changes = self.desk.refresh(self.view.snapshot(), self.view.take_touched())
             if changes:
                 self.refreshes += 1
                 self.changes.emit(changes)
@@ -91,6 +91,7 @@ class EngineBridge(QObject):
             changed, new_open = self.desk.apply_escalations(rows)
             if changed and not self._closed:
                 self.desk.book_dirty = True  # group colours follow open escalations
+                self.desk.whole_refresh_due = True
                 self.changes.emit(Changes(escalations=changed))
             if new_open and not self._closed:
                 self.escalations_opened.emit(new_open)

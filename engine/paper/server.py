@@ -742,9 +742,13 @@ async def run(
     host: str = "127.0.0.1",
     script: Script | None = None,
     market: MarketModel | None = None,
+    tick_interval_ms: int = 50,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then save and exit. Prints one line once listening."""
-    server = await ExchangeServer.open(state_path, catalog, profile, seed=seed, script=script, market=market)
+    """Serve until SIGINT or SIGTERM, then save and exit. Prints one line once listening.
+    ``tick_interval_ms``: how often the market moves (every symbol, each time)."""
+    server = await ExchangeServer.open(
+        state_path, catalog, profile, seed=seed, script=script, market=market, tick_interval_ms=tick_interval_ms
+    )
     try:
         bound = await server.start(host, port)
         rules = "" if script is None else f" script {len(script.rules)} rule(s)"

@@ -31,7 +31,7 @@ from engine.core.state import EngineConfig, EngineState
 from engine.core.trading_state import TradingState
 from engine.runtime import command_rows
 from engine.runtime.loader import load_state
-from engine.runtime.view import ConnectionState, EngineFailure
+from engine.runtime.view import ConnectionState, EngineFailure, Touched
 from engine.store.db import listen
 from engine.store.journal import Journal
 from engine.store.lease import Holder, read_holder
@@ -217,6 +217,9 @@ class AttachedEngine:
 
     def event_count(self) -> int:
         return self.engine.commit_seq  # changes whenever the engine committed: the desk re-reads rows
+
+    def take_touched(self) -> Touched | None:
+        return None  # the book is rebuilt from the journal: every row may have changed
 
     def commit_latency_us(self) -> tuple[int, int] | None:
         value = self.engine.status.get("commit_us")

@@ -59,7 +59,7 @@ from engine.core.trading_state import TradingState
 from engine.runtime import command_rows
 from engine.runtime.ids import new_client_order_id
 from engine.runtime.loader import load_state
-from engine.runtime.view import ConnectionState, EngineFailure
+from engine.runtime.view import ConnectionState, EngineFailure, Touched
 from engine.store.db import PgDb, listen
 from engine.store.journal import Journal
 from engine.store.lease import Fenced
@@ -131,6 +131,7 @@ class Engine:
         self._busy = 0
         self._uncommitted = 0  # cycles that have stepped (the book moved) and not yet committed
         self._commit_us: collections.deque[int] = collections.deque(maxlen=256)
+        self._touched: Touched | None = None  # None until a desk first reads: it reads everything
         journal.on_rollback = self._journal_rolled_back
 
     # --- what the desk reads (engine.runtime.view.EngineView) --------------------------------
@@ -185,6 +186,10 @@ class Engine:
     def event_count(self) -> int:
         return self.state.stats.events
 
+    def take_touched(self) -> Touched | None:
+        touched, self._touched = self._touched, Touched()
+        return touched
+
     def connection(self) -> ConnectionState:
         state = getattr(self.broker, "connection_state", None)  # adapters with a connection say so
         return ConnectionState.IN_PROCESS if state is None else ConnectionState(str(state))
@@ -213,6 +218,7 @@ class Engine:
             feed = self.broker.events()
             self._tasks.append(asyncio.create_task(self._pump_events(feed), name="engine-events"))
         self.state = await load_state(self.journal, self.catalog, self.config, self.margin_model, self._draw_id)
+        self._touched = None  # a new book: a desk reads it whole
         await self._abandon_unfinished_commands()
         await self._start_checkpoint()
         try:
@@ -754,6 +760,8 @@ class Engine:
                 self.crash("before_retry_commit")
             elif writes.intents_new:
                 self.crash("before_intent_commit")
+        if self._touched is not None:
+            self._touched.add(writes)
         self._commit_us.append((time.perf_counter_ns() - started) // 1_000)
 
     def _outcome(self, reply: Reply) -> tuple[Any, ...]:

@@ -5,11 +5,13 @@ another process's journal implements them from the journal (the shared-desk desi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from engine.core.book import GroupRuntime, IntentRow, NodeRow
 from engine.core.commands import Command
+from engine.core.effects import JournalWrites
 from engine.core.notices import EngineEvent
 from engine.core.quotes import Quote
 from engine.core.trading_state import TradingState
@@ -37,6 +39,27 @@ class BookView(Protocol):
     def intents(self) -> Mapping[str, IntentRow]: ...
     @property
     def nodes(self) -> Mapping[str, NodeRow]: ...
+    def of_group(self, group_id: str) -> list[IntentRow]: ...
+
+
+@dataclass
+class Touched:
+    """The book's rows that committed changes since a desk last read them (group ids, client
+    order ids, node ids). Every change of a row the desk shows is journaled (intent before
+    action), so the rows a commit wrote are exactly the rows that changed."""
+
+    groups: set[str] = field(default_factory=set)
+    intents: set[str] = field(default_factory=set)
+    nodes: set[str] = field(default_factory=set)
+
+    def add(self, writes: JournalWrites) -> None:
+        self.groups.update(writes.groups_new, writes.groups)
+        for rows in (writes.intents_new, writes.intents):
+            self.intents.update(rows)
+            self.groups.update(r.group_id for r in rows.values())  # a group's row sums its orders
+        for nodes in (writes.nodes_new, writes.nodes):
+            self.nodes.update(nodes)
+            self.groups.update(n.group_id for n in nodes.values())
 
 
 class EngineView(Protocol):
@@ -51,6 +74,11 @@ class EngineView(Protocol):
     def trading_state(self) -> TradingState: ...
     def clock_offset_ms(self) -> int | None: ...
     def event_count(self) -> int: ...
+    def take_touched(self) -> Touched | None:
+        """The rows committed changes touched since the last call (and forget them); None when
+        unknown (the first call, or a view rebuilt from the journal): read every row."""
+        ...
+
     def commit_latency_us(self) -> tuple[int, int] | None: ...
     def connection(self) -> ConnectionState: ...
     def broker_usable(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from engine.audit.source import JournalSource
@@ -147,6 +148,24 @@ def _wall_ms() -> int:
 async def pnl_of(source: JournalSource, *, now_ms: int | None = None) -> dict[str, Any]:
     """``journal --json``'s ``pnl`` alone, from any reader of the journal (a desk's included);
     the day is the IST day of ``now_ms`` (default: the wall clock)."""
+    return (await pnl_inputs(source, now_ms=now_ms)).compute()
+
+
+@dataclass(frozen=True)
+class PnlInputs:
+    """What the P&L is computed from, read from the journal; ``compute`` touches nothing else
+    (a desk runs it on a worker thread: thousands of fills are not its event loop's work)."""
+
+    fills: list[Fill]
+    marks: dict[str, Mark]
+    day_start: int
+    marks_at_day_start: dict[str, Mark]
+
+    def compute(self) -> dict[str, Any]:
+        return book_pnl(self.fills, self.marks, day_start=self.day_start, marks_at_day_start=self.marks_at_day_start)
+
+
+async def pnl_inputs(source: JournalSource, *, now_ms: int | None = None) -> PnlInputs:
     rows = await source.fetch(
         "SELECT f.symbol, f.side, f.qty, f.price_paise, i.group_id, i.role, f.ts_exchange_ms FROM fills f"
         " LEFT JOIN intents i ON i.client_order_id=f.client_order_id ORDER BY f.rowid"
@@ -156,4 +175,4 @@ async def pnl_of(source: JournalSource, *, now_ms: int | None = None) -> dict[st
     ]
     start = day_start_ms(now_ms if now_ms is not None else _wall_ms())
     before = await latest_marks(source, before_ms=start)
-    return book_pnl(fills, await latest_marks(source), day_start=start, marks_at_day_start=before)
+    return PnlInputs(fills, await latest_marks(source), start, before)

@@ -52,6 +52,7 @@ class _Item:
     key: str  # group id for a group item, node id for a node item
     node: NodeView | None = None
     children: list[int] = field(default_factory=list)
+    row: int = 0  # its row under its parent (rows are only ever appended)
 
 
 class HedgeTreeModel(QAbstractItemModel):
@@ -168,12 +169,10 @@ class HedgeTreeModel(QAbstractItemModel):
         for map_key, key, node in items:
             uid = self._next_uid
             self._next_uid += 1
-            self._items[uid] = _Item(uid, parent_uid, key, node)
+            self._items[uid] = _Item(uid, parent_uid, key, node, row=len(parent_item.children))
             self._by_key[map_key] = uid
             parent_item.children.append(uid)
         self.endInsertRows()
 
     def _index_of(self, uid: int, column: int = 0) -> QModelIndex:
-        item = self._items[uid]
-        siblings = self._items[item.parent_uid].children
-        return self.createIndex(siblings.index(uid), column, uid)
+        return self.createIndex(self._items[uid].row, column, uid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import functools
+import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,17 @@ class KeyedTableModel(QAbstractTableModel, Generic[R]):
         self.endResetModel()
         self.updates += 1
 
+    def sync(self, rows: Iterable[R]) -> None:
+        """Show exactly ``rows``: only the ones that differ are replaced or added (a view sorted by
+        a proxy re-sorts those alone, and nothing is re-measured); a reset only when a row went."""
+        rows = list(rows)
+        if not {self._key(r) for r in rows}.issuperset(self._index):
+            self.reset(rows)
+            return
+        fresh = [r for r in rows if (i := self._index.get(self._key(r))) is None or self._rows[i] != r]
+        if fresh:
+            self.apply(fresh)
+
     def touch_column(self, column: int) -> None:
         """Repaint one column of every row (time-dependent text such as an age)."""
         if self._rows:
@@ -165,18 +177,27 @@ def export_csv(path: Path, columns: Sequence[Column[R]], rows: Sequence[R]) -> i
     return len(rows)
 
 
+FIT_ROWS = 200
+REFIT_S = 5.0
+
+
 def fit_columns(view: QTableView, minimum: int = 48) -> None:
     """Columns sized to their contents (headers included), never below ``minimum`` pixels, and
-    re-sized when rows first arrive or the model resets: nothing cut that fits on the screen. What
-    a narrowed column still cuts is in the cell's tooltip. Only the first 200 rows are measured."""
+    re-sized when the model resets or rows arrive while it holds fewer than FIT_ROWS: nothing cut
+    that fits on the screen. Only the first FIT_ROWS rows are measured, so inserts past them
+    change nothing measured and cost no fit (a fit measures every column of those rows: 1,000
+    live groups inserting orders all day would pay it on every burst). What a narrowed column
+    still cuts is in the cell's tooltip."""
     header = view.horizontalHeader()
     header.setMinimumSectionSize(minimum)
-    header.setResizeContentsPrecision(200)
+    header.setResizeContentsPrecision(FIT_ROWS)
     model = view.model()
     pending = [False]
+    fitted = [-1, 0.0]  # rows measured by the last fit, and when (monotonic seconds)
 
     def fit() -> None:
         pending[0] = False
+        fitted[:] = [model.rowCount(), time.monotonic()]
         view.resizeColumnsToContents()
 
     def later(*_: Any) -> None:
@@ -184,6 +205,16 @@ def fit_columns(view: QTableView, minimum: int = 48) -> None:
             pending[0] = True
             QTimer.singleShot(0, fit)  # one fit per burst of inserts, after they land
 
-    model.modelReset.connect(later)
-    model.rowsInserted.connect(later)
+    def inserted(_parent: Any, first: int, _last: int) -> None:
+        if first < FIT_ROWS:
+            later()
+
+    def reset() -> None:
+        # A panel that resets at a steady pace (the chain at 4 Hz, positions on every fill) keeps
+        # its rows: refit when their number changes, else at most every REFIT_S for new widths.
+        if model.rowCount() != fitted[0] or time.monotonic() - fitted[1] >= REFIT_S:
+            later()
+
+    model.modelReset.connect(reset)
+    model.rowsInserted.connect(inserted)
     later()

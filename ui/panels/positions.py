@@ -1,6 +1,6 @@
 """Positions and P&L: per group and per leg, net lots and units, average price, the journaled mark,
 unrealised and realised P&L and the credit received; desk totals above. The figures come from the
-journal's fills and marks (engine.store.report.pnl_of, average cost in paise), so every desk on
+journal's fills and marks (engine.store.report.pnl_inputs, average cost in paise), so every desk on
 the journal, hosting or attached, shows the same ones. Rows sort and filter; right-click exports
 what is shown to CSV."""
 
@@ -16,7 +16,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSortFilt
 from PySide6.QtWidgets import QFileDialog, QLabel, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
 
 from engine.core.instruments import Instrument
-from engine.store.report import pnl_of
+from engine.store.report import pnl_inputs
 from ui.format import lots, pnl_colour, rupees
 from ui.models.table import (
     ROW_ROLE,
@@ -186,8 +186,10 @@ class PositionsPanel(QWidget):
 
     async def _load(self) -> None:
         try:
-            pnl = await pnl_of(self.reader)
-            self.model.reset(position_rows(pnl, self.catalog))
+            inputs = await pnl_inputs(self.reader)
+            # the sums over every fill run on a worker thread, off the loop the desk paints on
+            pnl, rows = await asyncio.to_thread(lambda: ((p := inputs.compute()), position_rows(p, self.catalog)))
+            self.model.sync(rows)
             self.groups = dict(pnl["groups"])
             d = self.desk = dict(pnl["desk"])
             self.totals.setText(

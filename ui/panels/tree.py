@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QHeaderView, QTreeView, QVBoxLayout, QWidget
 
 from ui.models.hedge_tree import HedgeTreeModel
 
+WIDEST = ("Interim re-hedge 3 ", "NIFTY26DEC24200CE ", "SELL", "9,999,999", "9,999,999", "held by HALT: escalated")
+
 
 class HedgeTreePanel(QWidget):
     def __init__(self, parent: Any = None) -> None:
@@ -21,8 +23,13 @@ class HedgeTreePanel(QWidget):
         header = self.view.header()
         header.setStretchLastSection(True)
         header.setMinimumSectionSize(48)
-        for column in range(self.model.columnCount() - 1):  # the reason stretches; the rest fit their text
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        # Widths fit the widest text each column can hold, measured once: ResizeToContents would
+        # measure every row again on each change (1,000 live groups: seconds per burst of fills).
+        metrics = self.view.fontMetrics()
+        for column, widest in enumerate(WIDEST):  # the reason stretches; the trader may drag the rest
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            indent = 4 * self.view.indentation() if column == 0 else 0  # a group, then up to 3 levels of nodes
+            header.resizeSection(column, metrics.horizontalAdvance(widest) + indent + 16)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.view)

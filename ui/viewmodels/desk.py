@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.core.model import OrderStatus
 from engine.core.notices import (
@@ -23,7 +24,7 @@ from engine.core.notices import (
     RecoveryDone,
     TradingStateChanged,
 )
-from engine.runtime.view import BookView
+from engine.runtime.view import BookView, Touched
 from ui.viewmodels.rows import EscalationRow, GroupRow, IntentView, NodeView, changed, group_rows
 
 
@@ -94,6 +95,7 @@ class DeskViewModel:
         self.escalations: dict[int, EscalationRow] = {}
         self.escalations_dirty = True
         self.book_dirty = True
+        self.whole_refresh_due = True  # rebuild every row next time (escalations colour groups)
 
     def seed(
         self,
@@ -121,14 +123,25 @@ class DeskViewModel:
                 notices.append(notice)
         return notices
 
-    def refresh(self, book: BookView) -> Changes:
-        """Recompute rows from the book; only rows that differ are returned."""
+    def refresh(self, book: BookView, touched: Touched | None = None) -> Changes:
+        """Recompute rows from the book; only rows that differ are returned. ``touched``: only
+        these rows can differ (the engine's commits since the last refresh), so only they are
+        rebuilt: 1,000 live groups cost what the few that moved cost. None: every row."""
         self.book_dirty = False
         escalated = self.escalated_groups()
-        groups = group_rows(book.groups.values(), book.intents.values(), escalated)
+        if touched is None or self.whole_refresh_due:
+            self.whole_refresh_due = False
+            groups = group_rows(book.groups.values(), book.intents.values(), escalated)
+            intents: Iterable[tuple[str, Any]] = book.intents.items()
+            nodes: Iterable[tuple[str, Any]] = book.nodes.items()
+        else:
+            live = [book.groups[g] for g in sorted(touched.groups) if g in book.groups]
+            groups = group_rows(live, (r for g in live for r in book.of_group(g.spec.group_id)), escalated)
+            intents = ((k, book.intents[k]) for k in sorted(touched.intents) if k in book.intents)
+            nodes = ((k, book.nodes[k]) for k in sorted(touched.nodes) if k in book.nodes)
         out = Changes(groups=changed(self.groups, ((g.key, g) for g in groups)))
-        out.intents = changed(self.intents, ((k, IntentView.of(r)) for k, r in book.intents.items()))
-        out.nodes = changed(self.nodes, ((k, NodeView.of(n)) for k, n in book.nodes.items()))
+        out.intents = changed(self.intents, ((k, IntentView.of(r)) for k, r in intents))
+        out.nodes = changed(self.nodes, ((k, NodeView.of(n)) for k, n in nodes))
         return out
 
     def apply_escalations(self, rows: Iterable[EscalationRow]) -> tuple[list[EscalationRow], list[EscalationRow]]:
