@@ -56,7 +56,7 @@ def _row(gid: str, state: str = "CREATED", hedge: int = 0) -> GroupRow:
     return GroupRow(gid, "t", state, "", "H", "R", 150, 150, hedge, 0, hedge)
 
 
-def test_a_batch_of_changes_is_one_insert_and_one_data_changed(qtbot) -> None:
+def test_a_batch_of_changes_is_one_insert_and_one_data_changed_per_run_of_adjacent_rows(qtbot) -> None:
     model: KeyedTableModel[GroupRow] = KeyedTableModel(group_columns({}), lambda r: r.group_id)
     model.apply([_row("A"), _row("B"), _row("C")])
     with qtbot.waitSignals([model.dataChanged, model.rowsInserted], timeout=1000):
@@ -64,9 +64,12 @@ def test_a_batch_of_changes_is_one_insert_and_one_data_changed(qtbot) -> None:
         changed: list[tuple[int, int]] = []
         model.rowsInserted.connect(lambda _p, a, b: inserted.append((a, b)))
         model.dataChanged.connect(lambda tl, br: changed.append((tl.row(), br.row())))
-        model.apply([_row("A", "HEDGED", 150), _row("C", "HEDGED", 150), _row("D"), _row("E")])
-    assert inserted == [(3, 4)] and changed == [(0, 2)]
-    assert [r.state for r in model.rows()] == ["HEDGED", "CREATED", "HEDGED", "CREATED", "CREATED"]
+        model.apply([_row("C", "HEDGED", 150), _row("A", "HEDGED", 150), _row("D"), _row("E")])
+    assert inserted == [(3, 4)] and changed == [(0, 0), (2, 2)]  # B, between them, is not re-examined
+    changed.clear()
+    model.apply([_row("B", "HEDGED", 150), _row("A", "HEDGED", 150), _row("C", "HEDGED", 150)])
+    assert changed == [(0, 2)]
+    assert [r.state for r in model.rows()] == ["HEDGED", "HEDGED", "HEDGED", "CREATED", "CREATED"]
     hedge_fill = [c.title for c in model.columns].index("Hedge fill")
     assert model.index(0, hedge_fill).data() == "100%"
 

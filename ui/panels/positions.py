@@ -189,7 +189,7 @@ class PositionsPanel(QWidget):
             inputs = await pnl_inputs(self.reader)
             # the sums over every fill run on a worker thread, off the loop the desk paints on
             pnl, rows = await asyncio.to_thread(lambda: ((p := inputs.compute()), position_rows(p, self.catalog)))
-            self.model.sync(rows)
+            await self.model.sync(rows)
             self.groups = dict(pnl["groups"])
             d = self.desk = dict(pnl["desk"])
             self.totals.setText(
