@@ -227,12 +227,19 @@ def fit_columns(view: QTableView, minimum: int = 48) -> None:
         if model.rowCount() != fitted[0] or time.monotonic() - fitted[1] >= REFIT_S:
             later()
 
+    def grown(top: QModelIndex, bottom: QModelIndex, *_: Any) -> None:
+        # a cell's new text may be wider than what its column was fitted to (a credit that
+        # arrives with the first fill): widen, never narrow, measuring only the changed rows
+        if top.row() < FIT_ROWS:
+            widen_columns(view, range(top.row(), min(bottom.row() + 1, FIT_ROWS)), minimum)
+
     model.modelReset.connect(reset)
     model.rowsInserted.connect(inserted)
+    model.dataChanged.connect(grown)
     later()
 
 
-CELL_MARGIN_PX = 12  # the delegate's padding either side of a cell's text
+CELL_MARGIN_PX = 16  # the delegate's padding either side of a cell's text, and the focus frame
 HEADER_MARGIN_PX = 24  # a header's padding and its sort arrow
 
 
@@ -241,20 +248,38 @@ def measure_columns(view: QTableView, minimum: int = 48) -> None:
     text is measured with the cell's font (ids are monospace): one ``data()`` and one
     ``horizontalAdvance`` per cell, where Qt's ``resizeColumnsToContents`` asks the delegate
     for a size hint (eight roles per cell: 90 ms for 200 rows of the positions table, here)."""
+    header = view.horizontalHeader()
+    for column, width in _widths(view, range(min(view.model().rowCount(), FIT_ROWS)), titles=True).items():
+        header.resizeSection(column, max(minimum, width))
+
+
+def widen_columns(view: QTableView, rows: Iterable[int], minimum: int = 48) -> None:
+    """Widen the columns whose text in ``rows`` no longer fits (never narrows one)."""
+    header = view.horizontalHeader()
+    for column, width in _widths(view, rows, titles=False).items():
+        if width > header.sectionSize(column):
+            header.resizeSection(column, max(minimum, width))
+
+
+def _widths(view: QTableView, rows: Iterable[int], titles: bool) -> dict[int, int]:
     model = view.model()
     header = view.horizontalHeader()
     cell, title = view.fontMetrics(), header.fontMetrics()
-    rows = min(model.rowCount(), FIT_ROWS)
+    rows = list(rows)
     display, font_role = Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.FontRole
+    out: dict[int, int] = {}
     for column in range(model.columnCount()):
         if header.isSectionHidden(column):
             continue
-        heading = model.headerData(column, Qt.Orientation.Horizontal, display)
-        width = title.horizontalAdvance(str(heading or "")) + HEADER_MARGIN_PX
-        font = model.index(0, column).data(font_role) if rows else None
+        width = 0
+        if titles:
+            heading = model.headerData(column, Qt.Orientation.Horizontal, display)
+            width = title.horizontalAdvance(str(heading or "")) + HEADER_MARGIN_PX
+        font = model.index(rows[0], column).data(font_role) if rows else None
         metrics = QFontMetrics(font) if isinstance(font, QFont) else cell
-        for row in range(rows):
+        for row in rows:
             text = model.index(row, column).data(display)
             if text:
                 width = max(width, metrics.horizontalAdvance(str(text)) + CELL_MARGIN_PX)
-        header.resizeSection(column, max(minimum, width))
+        out[column] = width
+    return out

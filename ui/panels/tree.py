@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QModelIndex
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QHeaderView, QTreeView, QVBoxLayout, QWidget
 
 from ui.models.hedge_tree import HedgeTreeModel
-
-WIDEST = ("Interim re-hedge 3 ", "NIFTY26DEC24200CE ", "SELL", "9,999,999", "9,999,999", "held by HALT: escalated")
 
 
 class HedgeTreePanel(QWidget):
@@ -23,18 +21,35 @@ class HedgeTreePanel(QWidget):
         header = self.view.header()
         header.setStretchLastSection(True)
         header.setMinimumSectionSize(48)
-        # Widths fit the widest text each column can hold, measured once: ResizeToContents would
-        # measure every row again on each change (1,000 live groups: seconds per burst of fills).
-        metrics = self.view.fontMetrics()
-        for column, widest in enumerate(WIDEST):  # the reason stretches; the trader may drag the rest
+        # Columns grow to fit the text of the rows that arrive or change, measured for those rows
+        # alone: ResizeToContents would measure every row again on each change (1,000 live
+        # groups: seconds per burst of fills). The reason stretches; the trader may drag the rest.
+        for column in range(self.model.columnCount()):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-            indent = 4 * self.view.indentation() if column == 0 else 0  # a group, then up to 3 levels of nodes
-            header.resizeSection(column, metrics.horizontalAdvance(widest) + indent + 16)
+            title = str(self.model.headerData(column, Qt.Orientation.Horizontal))
+            header.resizeSection(column, header.fontMetrics().horizontalAdvance(title) + 24)
+        self.model.dataChanged.connect(lambda top, bottom, *_: self._widen(top.parent(), top.row(), bottom.row()))
+        self.model.rowsInserted.connect(self._widen)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.view)
         self.model.rowsInserted.connect(self._expand)
         self.focused: str | None = None
+
+    def _widen(self, parent: QModelIndex, first: int, last: int) -> None:
+        depth = 0
+        walk = parent
+        while walk.isValid():
+            depth, walk = depth + 1, walk.parent()
+        header, metrics = self.view.header(), self.view.fontMetrics()
+        for column in range(self.model.columnCount() - 1):  # the last column stretches
+            indent = (depth + 1) * self.view.indentation() if column == 0 else 0
+            width = max(
+                (metrics.horizontalAdvance(str(self.model.index(row, column, parent).data() or "")) for row in
+                 range(first, last + 1)), default=0,
+            ) + indent + 16  # fmt: skip
+            if width > header.sectionSize(column):
+                header.resizeSection(column, width)
 
     def focus_group(self, group_id: str | None) -> None:
         """Show only this group's tree (None: every group)."""
