@@ -32,17 +32,21 @@ def node_title(n: NodeView) -> str:
     return "Manual hedge" if n.depth == 0 else f"Manual re-hedge {n.depth}"
 
 
+_STATUS_WORDS = {
+    "WORKING": "working",
+    "FILLED": "filled",
+    "CHILDED": "re-hedged below",
+    "EXHAUSTED": "short: escalated",
+    "HALTED": "held by HALT: escalated",
+}
+STATUS_WORDS = (*_STATUS_WORDS.values(), "cancelled by trader")  # every status a node is shown with
+
+
 def status_words(n: NodeView) -> str:
     """The node's status as a trader reads it (a trader's cancel is not an amber shortfall)."""
     if n.status == "EXHAUSTED" and "cancelled by" in n.reason:
         return "cancelled by trader"
-    return {
-        "WORKING": "working",
-        "FILLED": "filled",
-        "CHILDED": "re-hedged below",
-        "EXHAUSTED": "short: escalated",
-        "HALTED": "held by HALT: escalated",
-    }.get(n.status, n.status.lower())
+    return _STATUS_WORDS.get(n.status, n.status.lower())
 
 
 @dataclass

@@ -192,6 +192,7 @@ def export_csv(path: Path, columns: Sequence[Column[R]], rows: Sequence[R]) -> i
 
 FIT_ROWS = 200
 REFIT_S = 5.0
+WIDEN_MS = 500
 
 
 def fit_columns(view: QTableView, minimum: int = 48) -> None:
@@ -227,11 +228,30 @@ def fit_columns(view: QTableView, minimum: int = 48) -> None:
         if model.rowCount() != fitted[0] or time.monotonic() - fitted[1] >= REFIT_S:
             later()
 
+    changed_rows: set[int] = set()
+    widen_timer = QTimer(view)
+    widen_timer.setSingleShot(True)
+    widen_timer.setInterval(WIDEN_MS)
+
+    def widen() -> None:
+        # only rows on screen: what a trader reads (a row scrolled to later widens when it next changes)
+        top = max(0, view.rowAt(0))
+        bottom = view.rowAt(view.viewport().height() - 1)
+        bottom = model.rowCount() - 1 if bottom < 0 else bottom
+        rows = sorted(r for r in changed_rows if top <= r <= bottom)
+        changed_rows.clear()
+        if rows:
+            widen_columns(view, rows, range(model.columnCount()), minimum)
+
+    widen_timer.timeout.connect(widen)
+
     def grown(top: QModelIndex, bottom: QModelIndex, *_: Any) -> None:
         # a cell's new text may be wider than what its column was fitted to (a credit that
-        # arrives with the first fill): widen, never narrow, measuring only the changed rows
-        if top.row() < FIT_ROWS:
-            widen_columns(view, range(top.row(), min(bottom.row() + 1, FIT_ROWS)), minimum)
+        # arrives with the first fill): widen, never narrow, measuring only the changed rows on
+        # screen, at most every WIDEN_MS (a busy table signals hundreds of changes a second)
+        changed_rows.update(range(top.row(), bottom.row() + 1))
+        if not widen_timer.isActive():
+            widen_timer.start()
 
     model.modelReset.connect(reset)
     model.rowsInserted.connect(inserted)
@@ -249,26 +269,27 @@ def measure_columns(view: QTableView, minimum: int = 48) -> None:
     ``horizontalAdvance`` per cell, where Qt's ``resizeColumnsToContents`` asks the delegate
     for a size hint (eight roles per cell: 90 ms for 200 rows of the positions table, here)."""
     header = view.horizontalHeader()
-    for column, width in _widths(view, range(min(view.model().rowCount(), FIT_ROWS)), titles=True).items():
+    rows = range(min(view.model().rowCount(), FIT_ROWS))
+    for column, width in _widths(view, rows, titles=True, columns=range(view.model().columnCount())).items():
         header.resizeSection(column, max(minimum, width))
 
 
-def widen_columns(view: QTableView, rows: Iterable[int], minimum: int = 48) -> None:
-    """Widen the columns whose text in ``rows`` no longer fits (never narrows one)."""
+def widen_columns(view: QTableView, rows: Iterable[int], columns: Iterable[int], minimum: int = 48) -> None:
+    """Widen those of ``columns`` whose text in ``rows`` no longer fits (never narrows one)."""
     header = view.horizontalHeader()
-    for column, width in _widths(view, rows, titles=False).items():
+    for column, width in _widths(view, rows, titles=False, columns=columns).items():
         if width > header.sectionSize(column):
             header.resizeSection(column, max(minimum, width))
 
 
-def _widths(view: QTableView, rows: Iterable[int], titles: bool) -> dict[int, int]:
+def _widths(view: QTableView, rows: Iterable[int], titles: bool, columns: Iterable[int]) -> dict[int, int]:
     model = view.model()
     header = view.horizontalHeader()
     cell, title = view.fontMetrics(), header.fontMetrics()
     rows = list(rows)
     display, font_role = Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.FontRole
     out: dict[int, int] = {}
-    for column in range(model.columnCount()):
+    for column in columns:
         if header.isSectionHidden(column):
             continue
         width = 0

@@ -7,7 +7,9 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QHeaderView, QTreeView, QVBoxLayout, QWidget
 
-from ui.models.hedge_tree import HedgeTreeModel
+from ui.models.hedge_tree import HEADERS, STATUS_WORDS, HedgeTreeModel
+
+STATUS_COLUMN = HEADERS.index("Status")
 
 
 class HedgeTreePanel(QWidget):
@@ -21,14 +23,16 @@ class HedgeTreePanel(QWidget):
         header = self.view.header()
         header.setStretchLastSection(True)
         header.setMinimumSectionSize(48)
-        # Columns grow to fit the text of the rows that arrive or change, measured for those rows
-        # alone: ResizeToContents would measure every row again on each change (1,000 live
-        # groups: seconds per burst of fills). The reason stretches; the trader may drag the rest.
+        # Columns grow to fit the text of the rows that arrive, measured for those rows alone:
+        # ResizeToContents would measure every row again on each change (1,000 live groups:
+        # seconds per burst of fills). What changes later is a node's status, so its column
+        # starts as wide as the widest status; the reason stretches; the trader may drag the rest.
         for column in range(self.model.columnCount()):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             title = str(self.model.headerData(column, Qt.Orientation.Horizontal))
             header.resizeSection(column, header.fontMetrics().horizontalAdvance(title) + 24)
-        self.model.dataChanged.connect(lambda top, bottom, *_: self._widen(top.parent(), top.row(), bottom.row()))
+        widest_status = max(self.view.fontMetrics().horizontalAdvance(w) for w in STATUS_WORDS)
+        header.resizeSection(STATUS_COLUMN, widest_status + 16)
         self.model.rowsInserted.connect(self._widen)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
