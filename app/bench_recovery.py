@@ -104,23 +104,39 @@ async def build(
     return db, f"paper:{exchange}"
 
 
+PEAK_PREFIX = "td-bench-peak-kb"
+# ``trading-desk ARGS`` that, as it exits, writes its own peak RSS (VmHWM, kB) as the last line of
+# stderr. wait4's ru_maxrss cannot be used: Linux carries the forking parent's RSS across exec.
+_REPORT_PEAK = f"""
+import atexit, runpy, sys
+def _peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print("{PEAK_PREFIX}", line.split()[1], file=sys.stderr, flush=True)
+atexit.register(_peak)
+sys.argv = ["trading-desk", *sys.argv[1:]]
+runpy.run_module("app.cli", run_name="__main__")
+"""
+
+
 def _child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float, bytes]:
     """Wall seconds, exit code, peak RSS (MB) and output of a ``trading-desk`` process."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-c", _REPORT_PEAK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
     out = bytearray()
     assert proc.stdout is not None
     for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):  # type: ignore[union-attr]
         out += chunk
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode:
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         raise RuntimeError(f"trading-desk {' '.join(args[:1])} failed: {err.strip().splitlines()[-1:]}")
-    return elapsed, proc.returncode, usage.ru_maxrss / 1024, bytes(out)
+    peak = [line for line in err.splitlines() if line.startswith(PEAK_PREFIX)]
+    return elapsed, proc.returncode, int(peak[-1].split()[-1]) / 1024, bytes(out)
 
 
 async def figures(
