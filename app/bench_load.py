@@ -278,6 +278,9 @@ def main() -> int:
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
+    from ui.gui_gc import collect_on_gui_thread
+
+    collect_on_gui_thread(app)  # worker threads run Python code: never a collection there
     print(json.dumps(qasync.run(run(seconds, groups))))
     return 0
 

@@ -158,6 +158,9 @@ def run_gui(config: GuiConfig, *, exit_after_s: float | None = None, screenshot:
     app.setApplicationName("trading-desk")
     app.setOrganizationName("trading-desk")
     app.setQuitOnLastWindowClosed(False)  # the coroutine below owns the shutdown order
+    from ui.gui_gc import collect_on_gui_thread
+
+    collect_on_gui_thread(app)  # worker threads run Python code: never a collection there
     handler = install_error_handling(config.log_dir)
     try:
         return int(qasync.run(_run(config, exit_after_s, screenshot)))

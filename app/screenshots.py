@@ -216,6 +216,9 @@ def run(out: Path) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
+    from ui.gui_gc import collect_on_gui_thread
+
+    collect_on_gui_thread(app)  # worker threads run Python code: never a collection there
     out.mkdir(parents=True, exist_ok=True)
     report = qasync.run(take(out))
     print(f"{len(report['shots'])} screenshots and geometry.json in {out}")

@@ -10,6 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from engine.core.instruments import Instrument
 from engine.core.model import Role
 from engine.store import users
 from engine.store.journal import Journal
+from ui.gui_gc import collect_on_gui_thread, collector_installed
 
 _LOOP_ERRORS: list[dict[str, Any]] = []
 
@@ -49,6 +51,7 @@ def _record(loop: Any, context: dict[str, Any]) -> None:
 
 def _qasync_loop_factory() -> qasync.QEventLoop:
     app = QApplication.instance() or QApplication([])
+    collect_on_gui_thread(app)  # never a collection in a worker thread while Qt objects exist
     loop = qasync.QEventLoop(app)
     loop.set_exception_handler(_record)
     return loop
@@ -75,6 +78,15 @@ def _fail_on_loop_errors() -> Any:
     yield
     if _LOOP_ERRORS:
         pytest.fail(f"asyncio loop errors: {[str(c.get('exception') or c.get('message')) for c in _LOOP_ERRORS]}")
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread() -> Any:
+    """Once a GUI test has run, automatic collection stays off (ui.gui_gc): after each test the
+    main thread collects what the thresholds call for, so tests without a Qt loop stay bounded."""
+    yield
+    if not gc.isenabled() and collector_installed():
+        collect_on_gui_thread(QApplication.instance()).check()  # type: ignore[arg-type]
 
 
 # The desk's three test users. The journal's owner (the OS user running the tests) holds every

@@ -179,6 +179,9 @@ def main() -> int:
     cfg = dataclasses.replace(cfg, settings_file=args.home / "desk.ini", log_dir=args.home / "logs")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
+    from ui.gui_gc import collect_on_gui_thread
+
+    collect_on_gui_thread(app)  # worker threads run Python code: never a collection there
     handler = install_error_handling(cfg.log_dir)
     try:
         return int(qasync.run(_serve(cfg)))
